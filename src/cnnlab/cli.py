@@ -1,0 +1,160 @@
+"""The ``cnnlab`` command line: wires the library's functions to subcommands, nothing more."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import CnnlabError
+
+
+def _human(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:g}"
+
+
+def _parse_input(text: str) -> tuple[int, int, int]:
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) == 2:
+        values = (3, *values)
+    if len(values) != 3 or min(values) < 1:
+        raise CnnlabError(f"--input must look like 3x224x224 (channels x height x width), got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def cmd_models(args, console: Console) -> None:
+    from .analysis.zoo import zoo_table
+
+    rows = sorted(zoo_table(args.pattern), key=lambda row: (row["year"], row["family"], row["params"]))
+    if not rows:
+        raise CnnlabError(f"no model matches {args.pattern!r}; run `cnnlab models` to list them all")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"cnnlab model zoo ({len(rows)} models)")
+    for column, justify in (("name", "left"), ("family", "left"), ("year", "right"), ("params", "right"),
+                            ("MACs", "right"), ("input", "right"), ("top-1", "right"), ("top-5", "right"),
+                            ("dataset", "left")):
+        table.add_column(column, justify=justify, no_wrap=True)
+    for row in rows:
+        table.add_row(row["name"], row["family"], str(row["year"]), _human(row["params"]), _human(row["macs"]),
+                      "x".join(map(str, row["input_size"])),
+                      "-" if row["reference_top1"] is None else f"{row['reference_top1']:.2f}",
+                      "-" if row["reference_top5"] is None else f"{row['reference_top5']:.2f}",
+                      row["dataset"])
+    console.print(table)
+    console.print("top-1/top-5: the paper's own reported accuracy in percent (see `cnnlab models --json` for the "
+                  "source of each); MACs at the default input, batch size 1.")
+
+
+def cmd_summary(args, console: Console) -> None:
+    from .analysis.summary import ACTIVATION_RULE, field_size, summarize
+
+    input_size = _parse_input(args.input) if args.input else None
+    summary = summarize(args.model, input_size)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return
+    shape = "x".join(map(str, summary.input_shape))
+    table = Table(title=f"{summary.model_name} at {shape}")
+    for column in ("layer", "type", "output", "params", "weights", "MACs", "activations", "memory", "RF"):
+        table.add_column(column, justify="left" if column in ("layer", "type", "output") else "right",
+                         no_wrap=True)
+    table.add_row("input", "", shape, "0", "0", "0", f"{summary.input_values:,}", _bytes(summary.input_bytes), "1")
+    for r in summary.layers:
+        if not args.all and r.inplace and not r.params:
+            continue
+        rf = field_size(r.receptive_field)
+        table.add_row(r.name, r.type, "x".join(map(str, r.output_shape[1:])), f"{r.params:,}", f"{r.weights:,}",
+                      f"{r.macs:,}",
+                      f"{r.activation_values:,}", _bytes(r.activation_bytes),
+                      "-" if rf is None else (str(rf) if isinstance(rf, int) else "x".join(map(str, rf))))
+    console.print(table)
+    console.print(f"total params: {summary.total_params:,} ({_bytes(summary.param_bytes)})")
+    console.print(f"total MACs: {summary.total_macs:,} ({_human(summary.total_macs)})")
+    console.print(f"activations: {summary.activation_values:,} values, {_bytes(summary.activation_bytes)} "
+                  "per image, forward only (about twice that for backward)")
+    if not args.all:
+        console.print("rows of in-place layers without parameters (ReLU, eval-mode dropout) are hidden; --all shows them")
+    for note in summary.notes:
+        console.print(f"note: {note}")
+    console.print(f"counting: {ACTIVATION_RULE}", style="dim")
+
+
+def _bytes(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def cmd_claims(args, console: Console) -> None:
+    from .analysis.claims import check_claims, format_value
+
+    results = check_claims()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    table = Table(title="The lectures' numbers, computed", show_lines=True)
+    for column in ("claim", "source", "lecture", "computed", "verdict"):
+        table.add_column(column, overflow="fold")
+    colours = {"agrees": "green", "differs": "yellow", "error": "red"}
+    for r in results:
+        colour = colours.get(r.verdict, "white")
+        table.add_row(r.text, f"{r.source}\n\"{r.quote}\"", r.lecture_text, format_value(r.computed, r.unit),
+                      f"[{colour}]{r.verdict}[/{colour}]\n{r.reason}")
+    console.print(table)
+    counts = {verdict: sum(r.verdict == verdict for r in results) for verdict in ("agrees", "differs", "error")}
+    console.print(f"{len(results)} claims: {counts['agrees']} agree, {counts['differs']} differ"
+                  + (f", {counts['error']} could not be computed" if counts["error"] else "")
+                  + ". A claim differs when the computed value is outside the stated tolerance; the reason says why.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnlab", description="Build, inspect, train and compare CNNs.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    models = commands.add_parser("models", help="the model zoo: params, MACs, reference accuracy")
+    models.add_argument("pattern", nargs="?", help="glob pattern on model names, e.g. 'resnet*'")
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.set_defaults(run=cmd_models)
+
+    summary = commands.add_parser("summary", help="per-layer shapes, params, MACs, memory, receptive field")
+    summary.add_argument("model", help="a registered model name (see `cnnlab models`)")
+    summary.add_argument("--input", help="input size CxHxW, e.g. 3x224x224 (default: the model's)")
+    summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    summary.add_argument("--all", action="store_true", help="also show in-place layers without parameters")
+    summary.set_defaults(run=cmd_summary)
+
+    claims = commands.add_parser("claims", help="the lectures' numbers, computed and checked")
+    claims.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    claims.set_defaults(run=cmd_claims)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``cnnlab`` and ``python -m cnnlab``."""
+    args = build_parser().parse_args(argv)
+    # Piped output keeps whole table rows instead of folding them to 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    try:
+        args.run(args, console)
+    except CnnlabError as error:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        return 130
+    return 0

@@ -1,0 +1,16 @@
+"""Building blocks shared by every model family (timm's ``layers`` idea)."""
+from .activations import activation_names, get_activation
+from .conv_norm_act import ConvNormAct
+from .dropout import DropPath, InvertedDropout
+from .norm import LayerNorm2d, get_norm, norm_names
+
+__all__ = [
+    "ConvNormAct",
+    "DropPath",
+    "InvertedDropout",
+    "LayerNorm2d",
+    "activation_names",
+    "get_activation",
+    "get_norm",
+    "norm_names",
+]

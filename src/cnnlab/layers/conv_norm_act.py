@@ -1,0 +1,46 @@
+"""Convolution followed by normalisation and activation: the unit most CNNs are made of."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .activations import get_activation
+from .norm import get_norm
+
+
+class ConvNormAct(nn.Module):
+    """``conv -> norm -> act`` with 'same' padding by default.
+
+    Children are named ``conv``, ``bn`` and ``act`` whatever the normalisation is, the
+    names torchvision uses in GoogLeNet's ``BasicConv2d``, so its checkpoints load
+    unchanged. The convolution has no bias when a normalisation follows (the norm's
+    shift makes it redundant).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        groups: int = 1,
+        dilation: int = 1,
+        norm: str | None = "batchnorm",
+        act: str | None = "relu",
+        bias: bool | None = None,
+        inplace: bool = True,
+        **norm_kwargs,
+    ):
+        super().__init__()
+        if padding is None:
+            padding = dilation * (kernel_size - 1) // 2
+        if bias is None:
+            bias = norm in (None, "none")
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
+                              dilation=dilation, groups=groups, bias=bias)
+        self.bn = get_norm(norm, out_channels, **norm_kwargs)
+        self.act = get_activation(act, inplace=inplace)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))

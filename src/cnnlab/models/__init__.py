@@ -1,0 +1,4 @@
+"""The model zoo: importing this package registers every family."""
+from . import lenet  # noqa: F401
+from . import alexnet  # noqa: F401
+from . import vgg  # noqa: F401

@@ -1,0 +1,161 @@
+"""Model registry: ``@register_model`` plus the metadata that describes each paper configuration.
+
+Follows timm's idea of a registry decorator with a metadata record per model, so
+that ``create_model("resnet50")`` and the zoo tables need no per-model code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
+
+from .errors import CnnlabError
+
+
+@dataclass(frozen=True)
+class Paper:
+    """Bibliographic record of the paper that introduced an architecture."""
+
+    title: str
+    authors: str
+    venue: str
+    year: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the zoo knows about one registered configuration.
+
+    ``reference_top1``/``reference_top5`` are the paper's reported accuracies (in percent)
+    on ``dataset``; ``None`` where the paper gives none. ``reference_note`` says which
+    table or protocol the numbers come from. ``weight_layers`` counts layers as the paper
+    does (conv + fully connected), e.g. 16 for VGG-16.
+    """
+
+    name: str
+    family: str
+    paper: Paper
+    input_size: tuple[int, int, int]
+    num_classes: int
+    dataset: str
+    weight_layers: int
+    reference_top1: float | None = None
+    reference_top5: float | None = None
+    reference_note: str = ""
+    torchvision_name: str | None = None
+    builder: Callable[..., nn.Module] | None = field(default=None, repr=False, compare=False)
+
+    def as_dict(self) -> dict:
+        """Plain JSON-serialisable view (without the builder)."""
+        data = dataclasses.asdict(self)
+        data.pop("builder")
+        data["input_size"] = list(self.input_size)
+        return data
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    *,
+    family: str,
+    paper: Paper,
+    input_size: tuple[int, int, int] = (3, 224, 224),
+    num_classes: int = 1000,
+    dataset: str = "imagenet",
+    weight_layers: int,
+    reference_top1: float | None = None,
+    reference_top5: float | None = None,
+    reference_note: str = "",
+    torchvision_name: str | None = None,
+):
+    """Decorator that registers a model constructor under its function name."""
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise RuntimeError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            family=family,
+            paper=paper,
+            input_size=tuple(input_size),
+            num_classes=num_classes,
+            dataset=dataset,
+            weight_layers=weight_layers,
+            reference_top1=reference_top1,
+            reference_top5=reference_top5,
+            reference_note=reference_note,
+            torchvision_name=torchvision_name,
+            builder=builder,
+        )
+        return builder
+
+    return decorate
+
+
+def _ensure_models_imported() -> None:
+    # Importing the package registers every family exactly once.
+    from . import models  # noqa: F401
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Names of the registered models, sorted, optionally filtered by a glob pattern (``resnet*``)."""
+    _ensure_models_imported()
+    names = sorted(_REGISTRY)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    return names
+
+
+def model_info(name: str) -> ModelInfo:
+    """The metadata record of a registered model; unknown names get the closest matches."""
+    _ensure_models_imported()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise CnnlabError(
+            f"unknown model {name!r}.{hint} Run `cnnlab models` to list all {len(_REGISTRY)} models."
+        ) from None
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    weights: str | None = None,
+    **overrides,
+) -> nn.Module:
+    """Build a registered model at its paper configuration.
+
+    ``num_classes`` defaults to the paper's (1000 for ImageNet models, 10 for the CIFAR
+    family); ``in_chans`` changes the first layer (default: the paper's, 3 for RGB
+    models and 1 for LeNet-5); ``overrides`` go to the constructor
+    (e.g. ``dropout=0.2``). ``weights`` is a path to a safetensors or torch state_dict
+    file, loaded with strict key matching (a torchvision checkpoint of the same
+    architecture loads unchanged).
+    """
+    info = model_info(name)
+    kwargs = dict(overrides)
+    kwargs["num_classes"] = info.num_classes if num_classes is None else num_classes
+    kwargs["in_chans"] = info.input_size[0] if in_chans is None else in_chans
+    if kwargs["num_classes"] < 1:
+        raise CnnlabError(f"num_classes must be at least 1, got {kwargs['num_classes']}")
+    if kwargs["in_chans"] < 1:
+        raise CnnlabError(f"in_chans must be at least 1, got {kwargs['in_chans']}")
+    try:
+        model = info.builder(**kwargs)
+    except TypeError as error:
+        raise CnnlabError(f"cannot build {name!r} with {overrides}: {error}") from None
+    model.pretrained_cfg = info  # so tools can find the default input size of an instance
+    if weights is not None:
+        from .weights import load_weights
+
+        load_weights(model, weights)
+    return model
