@@ -3,6 +3,7 @@ from .activations import activation_names, get_activation
 from .conv_norm_act import ConvNormAct
 from .dropout import DropPath, InvertedDropout
 from .norm import LayerNorm2d, get_norm, norm_names
+from .residual import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ZeroPadShortcut
 
 __all__ = [
     "ConvNormAct",
@@ -13,4 +14,9 @@ __all__ = [
     "get_activation",
     "get_norm",
     "norm_names",
+    "BasicBlock",
+    "Bottleneck",
+    "PreActBasicBlock",
+    "PreActBottleneck",
+    "ZeroPadShortcut",
 ]
