@@ -4,6 +4,7 @@ from .conv_norm_act import ConvNormAct
 from .dropout import DropPath, InvertedDropout
 from .norm import LayerNorm2d, get_norm, norm_names
 from .residual import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ZeroPadShortcut
+from .inception import InceptionAux, InceptionModule, NaiveInceptionModule
 
 __all__ = [
     "ConvNormAct",
@@ -19,4 +20,7 @@ __all__ = [
     "PreActBasicBlock",
     "PreActBottleneck",
     "ZeroPadShortcut",
+    "InceptionAux",
+    "InceptionModule",
+    "NaiveInceptionModule",
 ]
