@@ -1,0 +1,93 @@
+import json
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab import CnnlabError, create_model, list_models, model_info
+
+TORCHVISION_OVERLAP = [
+    "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+    "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+]
+CLASSIC = ["lenet5", "alexnet_paper", "zfnet", "nin", "nin_cifar10", "preact_resnet18", "resnet20", "plain20"]
+
+
+def test_every_lecture_architecture_is_registered():
+    names = set(list_models())
+    assert set(TORCHVISION_OVERLAP + CLASSIC) <= names
+
+
+def test_list_models_filters_with_a_glob():
+    assert list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
+    assert list_models("nothing*") == []
+
+
+@pytest.mark.parametrize("name", sorted(set(TORCHVISION_OVERLAP) | set(CLASSIC)))
+def test_metadata_is_complete(name):
+    info = model_info(name)
+    assert info.family and info.paper.title and info.paper.authors and info.paper.venue
+    assert 1989 <= info.paper.year <= 2025
+    assert len(info.input_size) == 3 and info.weight_layers > 0
+    assert info.dataset in ("imagenet", "cifar10", "mnist")
+    for value in (info.reference_top1, info.reference_top5):
+        assert value is None or 0 < value < 100
+    if info.reference_top1 is not None or info.reference_top5 is not None:
+        assert info.reference_note, "a reference accuracy must say where it comes from"
+    json.dumps(info.as_dict())
+
+
+def test_weight_layers_as_the_papers_count_them():
+    assert model_info("vgg16").weight_layers == 16
+    assert model_info("resnet152").weight_layers == 152
+    assert model_info("resnet20").weight_layers == 20
+    assert model_info("alexnet_paper").weight_layers == 8
+    assert model_info("googlenet").weight_layers == 22
+
+
+def test_unknown_model_names_the_closest():
+    with pytest.raises(CnnlabError) as error:
+        create_model("resnet5O")
+    assert "resnet50" in str(error.value)
+
+
+def test_create_model_defaults_and_overrides():
+    lenet = create_model("lenet5")
+    assert lenet.conv1.in_channels == 1 and lenet.num_classes == 10
+    vgg = create_model("vgg11", num_classes=7, in_chans=1, dropout=0.1)
+    assert vgg.get_classifier().out_features == 7
+    assert vgg.features[0].in_channels == 1
+    assert vgg.classifier[2].p == 0.1
+    with pytest.raises(CnnlabError):
+        create_model("vgg11", num_classes=0)
+    with pytest.raises(CnnlabError, match="cannot build"):
+        create_model("vgg11", no_such_option=3)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "alexnet_paper", "zfnet", "vgg11_bn", "nin_cifar10",
+                                  "googlenet", "resnet18", "preact_resnet18", "resnet20", "plain20"])
+def test_uniform_interface(name):
+    model = create_model(name, num_classes=5).eval()
+    channels, height, width = model_info(name).input_size
+    size = min(height, 96) if height > 64 else height
+    x = torch.randn(2, channels, size, size)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        logits = model.forward_head(features)
+        assert torch.allclose(logits, model(x))
+        assert logits.shape == (2, 5)
+        pre_logits = model.forward_head(features, pre_logits=True)
+    assert pre_logits.shape[0] == 2
+    assert model.get_classifier() is model.get_submodule(model.classifier_name)
+    model.reset_classifier(3)
+    with torch.no_grad():
+        assert model(x).shape == (2, 3)
+    model.reset_classifier(0)
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape[0] == 2 and out.shape[1] != 3
+
+
+def test_public_api():
+    for name in ("create_model", "list_models", "model_info", "CnnlabError", "__version__"):
+        assert hasattr(cnnlab, name)
