@@ -108,3 +108,12 @@ def test_receptive_field_on_registered_models():
     pooled = [f for f in resnet if f.name == "avgpool"][0]
     last_conv = [f for f in resnet if f.name.startswith("layer4") and f.type == "Conv2d"][-1]
     assert pooled.size == last_conv.size + 6 * last_conv.jump
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet_paper", "vgg11_bn", "nin_cifar10", "googlenet", "resnet18",
+                                  "preact_resnet18", "resnet20"])
+def test_shape_only_tracing_matches_a_real_forward_pass(name):
+    """Summaries of names run on the meta device with shortcuts; they must equal a real run."""
+    meta = summarize(name).to_dict()
+    real = summarize(create_model(name)).to_dict()
+    assert meta == real

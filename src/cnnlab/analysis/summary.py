@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnlabError
-from .tracing import ForwardTracer, LayerRecord
+from .tracing import ForwardTracer, LayerRecord, MetaInitShortcut
 
 ACTIVATION_RULE = (
     "Activations count the input image plus every layer output that needs new memory in a "
@@ -105,7 +105,7 @@ def _resolve(model: nn.Module | str, input_size) -> tuple[nn.Module, str, tuple[
         name = model
         # Built on the meta device: shapes only, no weights, no arithmetic. A summary of
         # VGG-16 or EfficientNet-B7 then costs milliseconds and no memory.
-        with torch.device("meta"):
+        with torch.device("meta"), MetaInitShortcut():
             model = create_model(name)
     else:
         name = getattr(getattr(model, "pretrained_cfg", None), "name", type(model).__name__)
