@@ -119,6 +119,32 @@ def cmd_claims(args, console: Console) -> None:
                   + ". A claim differs when the computed value is outside the stated tolerance; the reason says why.")
 
 
+def cmd_data_stats(args, console: Console) -> None:
+    from .data import describe_dataset
+
+    info = describe_dataset(args.dataset, args.split, root=args.root, download=args.download,
+                            val_fraction=args.val_fraction, seed=args.seed, image_size=args.image_size,
+                            in_memory=False if args.stream else None)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    shape = "x".join(map(str, info["image_shape"])) if info["image_shape"] else "varies (streamed)"
+    console.print(f"[bold]{info['name']}[/bold] {info['split']} split: {info['num_images']:,} images, "
+                  f"{info['num_classes']} classes, {shape} (C x H x W)", highlight=False)
+    console.print(f"source: {info['source']}", highlight=False)
+    table = Table()
+    for column in ("channel", "mean (0-1)", "std (0-1)"):
+        table.add_column(column, justify="left" if column == "channel" else "right")
+    names = {1: ("grey",), 3: ("R", "G", "B")}.get(len(info["mean"]), tuple(map(str, range(len(info["mean"])))))
+    for name, mean, std in zip(names, info["mean"], info["std"]):
+        table.add_row(name, f"{mean:.4f}", f"{std:.4f}")
+    console.print(table)
+    counts = ", ".join(f"{name} {count:,}" for name, count in info["class_counts"].items())
+    console.print(f"classes: {counts}", highlight=False)
+    if info["skipped_files"]:
+        console.print(f"skipped {info['skipped_files']} unreadable files (see the warning above)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description="Build, inspect, train and compare CNNs.")
     from . import __version__
@@ -141,6 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
     claims = commands.add_parser("claims", help="the lectures' numbers, computed and checked")
     claims.add_argument("--json", action="store_true", help="print JSON instead of a table")
     claims.set_defaults(run=cmd_claims)
+
+    data = commands.add_parser("data", help="data sets: statistics")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    stats = data_commands.add_parser("stats", help="per-channel mean/std, image count, classes, image size")
+    stats.add_argument("dataset", help="cifar10, cifar100, mnist, fashion-mnist, digits, or a folder/.tar.gz/.zip path")
+    stats.add_argument("--split", default="train", choices=("train", "val", "test"),
+                       help="which split (default: train, the one to normalise with)")
+    stats.add_argument("--root", help="where named data sets are (default: $CNNLAB_DATA or ~/.cache/cnnlab/datasets)")
+    stats.add_argument("--download", action="store_true", help="download a named data set if it is missing")
+    stats.add_argument("--val-fraction", type=float, default=0.1,
+                       help="part of the training set held out as validation when there is no val/ (default 0.1)")
+    stats.add_argument("--seed", type=int, default=0, help="seed of the validation split (default 0)")
+    stats.add_argument("--image-size", help="resize every image first, e.g. 32 or 224x224")
+    stats.add_argument("--stream", action="store_true", help="read an image-folder tree file by file, not into memory")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.set_defaults(run=cmd_data_stats)
     return parser
 
 
