@@ -1,0 +1,167 @@
+"""Mixed precision and memory format: what to turn on for the device a run trains on, and why."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import CnnlabError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_ALIASES = {"float32": "fp32", "32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "16": "fp16"}
+# x86 flags of CPUs with bfloat16 arithmetic in hardware (Cooper Lake's AVX512-BF16,
+# Sapphire Rapids' AMX); without them bf16 on a CPU is emulated and slower than fp32.
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a run computes: the autocast dtype (``None`` = plain fp32), loss scaling, memory format.
+
+    ``reason`` says in words why, for the run report.
+    """
+
+    name: str
+    autocast_dtype: torch.dtype | None
+    use_grad_scaler: bool
+    channels_last: bool
+    device_type: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        """Plain JSON-serialisable view (the dtype as a string)."""
+        data = dataclasses.asdict(self)
+        data["autocast_dtype"] = None if self.autocast_dtype is None else str(self.autocast_dtype).replace("torch.", "")
+        return data
+
+
+def _device_type(device) -> str:
+    try:
+        return torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise CnnlabError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1', got {device!r}") from None
+
+
+def _cpuinfo_text() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None  # not Linux (macOS, Windows) or no procfs
+
+
+def cpu_native_bf16() -> tuple[bool, str]:
+    """Whether this CPU computes bfloat16 in hardware, and how that was decided.
+
+    Reads the ``flags`` of ``/proc/cpuinfo`` (Linux) for AVX512-BF16 or AMX; elsewhere
+    the answer is ``False`` (bf16 would be emulated, slower than fp32).
+    """
+    text = _cpuinfo_text()
+    if text is None:
+        return False, "CPU flags unavailable (no /proc/cpuinfo)"
+    flags: set[str] = set()
+    for line in text.splitlines():
+        label, _, value = line.partition(":")
+        if label.strip() == "flags":
+            flags.update(value.split())
+    found = [flag for flag in _CPU_BF16_FLAGS if flag in flags]
+    if found:
+        return True, f"CPU has native bf16 ({', '.join(found)})"
+    return False, "CPU lacks native bf16 (no avx512_bf16/amx_bf16)"
+
+
+def _cuda_bf16_supported() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def resolve_channels_last(device, requested: bool | str = "auto") -> bool:
+    """Whether to store images and conv weights channels-last (NHWC).
+
+    Lecture idea (hardware efficiency): tensor cores and oneDNN's CPU convolutions work in
+    NHWC, so ``"auto"`` turns it on for CUDA and for CPUs with native bf16 (the ones that
+    run mixed precision) and leaves it off elsewhere. ``True``/``False`` force it.
+    """
+    if isinstance(requested, bool):
+        return requested
+    if requested != "auto":
+        raise CnnlabError(f"channels_last must be 'auto', True or False, got {requested!r}")
+    kind = _device_type(device)
+    if kind == "cuda":
+        return True
+    if kind == "cpu":
+        return cpu_native_bf16()[0]
+    return False
+
+
+def resolve_precision(device, requested: str = "auto", channels_last: bool | str = "auto") -> Precision:
+    """Decide the training precision for ``device``: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+
+    Lecture idea (hardware, mixed precision): compute convolutions and matrix products in
+    16 bits where the hardware does so natively, keep the weights in fp32. ``"auto"``:
+    on CUDA bf16 if the GPU supports it (Ampere and later), else fp16 with a gradient
+    scaler (fp16's small range would underflow small gradients; Micikevicius et al.
+    2018); on a CPU bf16 only if it has native bf16 (AVX512-BF16/AMX), else fp32; fp32
+    on other devices. An explicit request is honoured where torch can run it (bf16 on a
+    GPU without bf16 raises). ``channels_last`` goes through :func:`resolve_channels_last`.
+    """
+    key = str(requested).lower()
+    key = _ALIASES.get(key, key)
+    if key not in PRECISIONS:
+        raise CnnlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    kind = _device_type(device)
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise CnnlabError(f"device {device!r} asked for, but CUDA is not available on this machine; use 'cpu'")
+
+    if key == "auto":
+        if kind == "cuda":
+            if _cuda_bf16_supported():
+                key, why = "bf16", "auto: CUDA GPU with bf16 support"
+            else:
+                key, why = "fp16", "auto: CUDA GPU without bf16, fp16 with loss scaling"
+        elif kind == "cpu":
+            native, detail = cpu_native_bf16()
+            key, why = ("bf16" if native else "fp32"), f"auto: {detail}"
+        else:
+            key, why = "fp32", f"auto: fp32 on {kind}"
+    else:
+        why = f"requested {key}"
+        if key == "bf16" and kind == "cuda" and not _cuda_bf16_supported():
+            raise CnnlabError("precision 'bf16' needs a GPU with bf16 support (Ampere or later); use 'fp16' or 'auto'")
+        if key != "fp32" and kind == "cpu" and not (key == "bf16" and cpu_native_bf16()[0]):
+            why += " (emulated on this CPU: expect it to be slower than fp32)"
+
+    use_channels_last = resolve_channels_last(device, channels_last)
+    layout = "channels_last" if use_channels_last else "channels_first"
+    if channels_last == "auto":
+        layout += " (auto)"
+    return Precision(
+        name=key,
+        autocast_dtype=_DTYPES[key],
+        use_grad_scaler=key == "fp16",
+        channels_last=use_channels_last,
+        device_type=kind,
+        reason=f"{key}, {layout}; {why}",
+    )
+
+
+def autocast_context(device, precision: Precision):
+    """``torch.autocast`` for the resolved precision, or a no-op context for fp32.
+
+    Lecture idea (mixed precision): run the forward pass and loss under autocast; the
+    backward pass follows the dtypes autocast chose.
+    """
+    if precision.autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=_device_type(device), dtype=precision.autocast_dtype)
+
+
+def build_grad_scaler(device, precision: Precision) -> torch.amp.GradScaler:
+    """A ``torch.amp.GradScaler``, enabled only when the precision needs loss scaling (fp16).
+
+    A disabled scaler passes ``scale(loss)``, ``step(optimizer)`` and ``update()`` straight
+    through, so one training loop serves every precision.
+    """
+    return torch.amp.GradScaler(_device_type(device), enabled=precision.use_grad_scaler)
