@@ -145,6 +145,17 @@ def cmd_data_stats(args, console: Console) -> None:
         console.print(f"skipped {info['skipped_files']} unreadable files (see the warning above)")
 
 
+def cmd_data_gallery(args, console: Console) -> None:
+    from .data import load_dataset
+    from .data.gallery import gallery_from_dataset
+
+    dataset = load_dataset(args.dataset, args.split, root=args.root, val_fraction=0, image_size=args.image_size)
+    rows = [spec.strip() for spec in args.rows.split(";")] if args.rows else None
+    path = gallery_from_dataset(dataset, args.out, count=args.count, seed=args.seed, rows=rows)
+    console.print(f"wrote {path}: {args.count} {dataset.name} images, then one row per augmentation",
+                  highlight=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description="Build, inspect, train and compare CNNs.")
     from . import __version__
@@ -183,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--stream", action="store_true", help="read an image-folder tree file by file, not into memory")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stats.set_defaults(run=cmd_data_stats)
+
+    gallery = data_commands.add_parser("gallery", help="a PNG grid of real images and each augmentation of them")
+    gallery.add_argument("dataset", help="cifar10, mnist, digits, or a folder/.tar.gz/.zip path")
+    gallery.add_argument("--out", required=True, help="PNG file to write")
+    gallery.add_argument("--count", type=int, default=8, help="images per row (default 8)")
+    gallery.add_argument("--split", default="train", choices=("train", "test"), help="which split (default train)")
+    gallery.add_argument("--root", help="where named data sets are")
+    gallery.add_argument("--image-size", help="resize every image first, e.g. 32 or 224x224")
+    gallery.add_argument("--rows", help="augmentation specs separated by ';' (default: every augmentation)")
+    gallery.add_argument("--seed", type=int, default=0, help="seed of the image choice and augmentations")
+    gallery.set_defaults(run=cmd_data_gallery)
     return parser
 
 
@@ -199,4 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")
         return 130
+    except BrokenPipeError:  # `cnnlab models --json | head` closed the pipe: not an error
+        sys.stderr.close()
+        return 0
     return 0
