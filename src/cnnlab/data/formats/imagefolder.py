@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,23 +180,28 @@ def read_image_folder(path: Path, image_size: tuple[int, int] | None = None, res
     names: list[str] = []
     decoded: dict[str, torch.Tensor | BadImage] = {}
     pending: list[tuple[str, bytes]] = []
+    chunks: list[tuple[list[str], Future]] = []
 
-    def flush() -> None:
-        results = decode_images([data for _, data in pending])
-        for (name, _), result in zip(pending, results):
-            if image_size is not None and isinstance(result, torch.Tensor):
-                result = resize_images(result, image_size, resize)
-            decoded[name] = result
-        pending.clear()
+    def decode_chunk(items: list[bytes]) -> list[torch.Tensor | BadImage]:
+        results = decode_images(items)
+        if image_size is None:
+            return results
+        return [resize_images(r, image_size, resize) if isinstance(r, torch.Tensor) else r for r in results]
 
-    for name, data in iter_files(path, include_dirs=True):
-        names.append(name)
-        if not name.endswith("/") and not is_ignored(name) and _is_image_name(name, extensions):
-            pending.append((name, data))
-            if len(pending) >= DECODE_CHUNK:
-                flush()
-    if pending:
-        flush()
+    # libjpeg-turbo releases the GIL: chunks decode on every core while this thread reads
+    # the archive, so the first load is bound by decoding, not by reading.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for name, data in iter_files(path, include_dirs=True):
+            names.append(name)
+            if not name.endswith("/") and not is_ignored(name) and _is_image_name(name, extensions):
+                pending.append((name, data))
+                if len(pending) >= DECODE_CHUNK:
+                    chunks.append(([n for n, _ in pending], pool.submit(decode_chunk, [d for _, d in pending])))
+                    pending = []
+        if pending:
+            chunks.append(([n for n, _ in pending], pool.submit(decode_chunk, [d for _, d in pending])))
+        for chunk_names, future in chunks:
+            decoded.update(zip(chunk_names, future.result()))
 
     layout = plan_layout(names, str(path))
     total = _sample_count(layout)
