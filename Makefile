@@ -12,8 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cnnlab models
-	$(BIN)/cnnlab summary vgg16
+	$(BIN)/cnnlab train
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -156,6 +157,47 @@ def cmd_data_gallery(args, console: Console) -> None:
                   highlight=False)
 
 
+def cmd_train(args, console: Console) -> None:
+    from .train import Trainer, load_recipe, parse_set
+
+    overrides = parse_set(args.set)
+    # The named flags are shorthands for --set and win over it.
+    for key in ("model", "data", "epochs", "batch_size", "lr", "seed", "device"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.tensorboard:
+        overrides["tensorboard"] = True
+    if args.resume:
+        if args.recipe:
+            raise CnnlabError("--resume continues a run with the config it started with; drop --recipe")
+        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise CnnlabError("--resume continues the run in its own directory; drop --out")
+        trainer = Trainer.resume(args.resume, overrides=overrides, quiet=args.quiet, console=console)
+    else:
+        config = load_recipe(args.recipe, overrides)
+        trainer = Trainer(config, args.out, overwrite=args.overwrite, quiet=args.quiet, console=console)
+    trainer.fit()
+
+
+def cmd_recipes(args, console: Console) -> None:
+    from .train import DEFAULT_RECIPE, list_recipes
+
+    rows = list_recipes()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"cnnlab training recipes ({len(rows)})")
+    for column, justify in (("name", "left"), ("model", "left"), ("data", "left"), ("epochs", "right"),
+                            ("description", "left")):
+        table.add_column(column, justify=justify, no_wrap=column != "description")
+    for row in rows:
+        name = row["name"] + (" (default)" if row["name"] == DEFAULT_RECIPE else "")
+        table.add_row(name, row["model"], row["data"], str(row["epochs"]), row["description"])
+    console.print(table)
+    console.print("run one with `cnnlab train --recipe NAME`; change any key with --set key=value "
+                  "(e.g. --set epochs=5 --set lr=0.05)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description="Build, inspect, train and compare CNNs.")
     from . import __version__
@@ -205,6 +247,28 @@ def build_parser() -> argparse.ArgumentParser:
     gallery.add_argument("--rows", help="augmentation specs separated by ';' (default: every augmentation)")
     gallery.add_argument("--seed", type=int, default=0, help="seed of the image choice and augmentations")
     gallery.set_defaults(run=cmd_data_gallery)
+    train = commands.add_parser("train", help="train a model by recipe: checkpoints, resume, metrics, curves, report")
+    train.add_argument("--recipe", help="a shipped recipe name (see `cnnlab recipes`) or a YAML file "
+                                        "(default: lenet5-digits)")
+    train.add_argument("--model", help="model name (see `cnnlab models`)")
+    train.add_argument("--data", help="data set name (cifar10, mnist, digits, ...) or a folder/.tar.gz/.zip path")
+    train.add_argument("--epochs", type=int, help="number of epochs")
+    train.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size")
+    train.add_argument("--lr", type=float, help="learning rate (before the linear scaling rule, if scale_lr)")
+    train.add_argument("--seed", type=int, help="random seed of the run")
+    train.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="set any recipe key, e.g. --set weight_decay=1e-4 --set milestones=[30,60] (repeatable)")
+    train.add_argument("--out", help="run directory (default: runs/<recipe>-<timestamp>)")
+    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    train.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    train.set_defaults(run=cmd_train)
+
+    recipes = commands.add_parser("recipes", help="the shipped training recipes")
+    recipes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    recipes.set_defaults(run=cmd_recipes)
     return parser
 
 

@@ -1,4 +1,8 @@
-"""Building blocks of the trainer: optimisers, LR schedules, initialisation, checkpoints, precision, seeding."""
+"""The trainer and its building blocks: optimisers, LR schedules, initialisation, checkpoints, precision, seeding.
+
+``train(load_recipe("lenet5-digits"))`` runs a whole recipe; :class:`Trainer` is the loop
+itself; :class:`TrainConfig` holds every setting as a plain value.
+"""
 from .checkpoint import (
     BEST,
     LAST,
@@ -22,6 +26,10 @@ from .precision import (
 )
 from .schedule import SCHEDULE_NAMES, LRSchedule, ReduceOnPlateau, build_schedule
 from .seed import seed_everything
+from .config import DEFAULT_RECIPE, TrainConfig, field_names, list_recipes, load_recipe, parse_set, recipe_names
+from .logger import RunLogger, is_main_process
+from .report import METRIC_COLUMNS, plot_curves, read_metrics_csv
+from .trainer import Callback, Trainer, build_model, evaluate, predict_logits, resolve_device, train
 
 __all__ = [
     "BEST",
@@ -50,4 +58,23 @@ __all__ = [
     "ReduceOnPlateau",
     "build_schedule",
     "seed_everything",
+    "DEFAULT_RECIPE",
+    "TrainConfig",
+    "field_names",
+    "list_recipes",
+    "load_recipe",
+    "parse_set",
+    "recipe_names",
+    "RunLogger",
+    "is_main_process",
+    "METRIC_COLUMNS",
+    "plot_curves",
+    "read_metrics_csv",
+    "Callback",
+    "Trainer",
+    "build_model",
+    "evaluate",
+    "predict_logits",
+    "resolve_device",
+    "train",
 ]

@@ -47,6 +47,8 @@ def seed_everything(seed: int | None, deterministic: bool = False) -> int:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     else:
-        torch.use_deterministic_algorithms(False)
+        # Only when it is on: the call itself imports torch._inductor (seconds at start-up).
+        if torch.are_deterministic_algorithms_enabled():
+            torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.deterministic = False
     return seed

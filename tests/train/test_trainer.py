@@ -1,0 +1,332 @@
+"""The trainer as a user relies on it: the demo's accuracy, exact resume, Ctrl-C, BN at eval, files, recipes, CLI."""
+import json
+import re
+import signal
+import threading
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.data import InMemoryLoader
+from cnnlab.errors import CnnlabError
+from cnnlab.train import (
+    METRIC_COLUMNS,
+    Callback,
+    TrainConfig,
+    Trainer,
+    checkpoint_tags,
+    evaluate,
+    field_names,
+    list_recipes,
+    load_checkpoint,
+    load_recipe,
+    parse_set,
+    predict_logits,
+    read_metrics_csv,
+    train,
+)
+
+from ..data.helpers import make_tree
+
+REQUIRED_RECIPES = {"lenet5-digits", "resnet20-cifar10", "resnet32-cifar10", "resnet44-cifar10", "resnet56-cifar10",
+                    "resnet110-cifar10", "plain20-cifar10", "plain56-cifar10", "fast-cifar10", "resnet50-imagenet",
+                    "alexnet-imagenet"}
+REPORT_KEYS = {"model", "dataset", "epochs", "train_top1", "test_top1", "test_top5", "best_epoch", "wall_seconds",
+               "images_per_second", "seed", "versions", "device", "precision", "config"}
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    base = tmp_path_factory.mktemp("cnnlab-home")
+    monkeypatch.setenv("CNNLAB_CACHE", str(base / "cache"))
+    monkeypatch.setenv("CNNLAB_DATA", str(base / "datasets"))
+
+
+def tiny(**changes) -> TrainConfig:
+    """LeNet-5 on the digits, 2 short epochs: a whole run in about a second."""
+    values = dict(epochs=2, batch_size=64, lr=0.05, schedule="cosine", warmup_epochs=0.5, deterministic=True,
+                  augment="crop(pad=2), mixup(0.4)", label_smoothing=0.1, device="cpu")
+    values.update(changes)
+    return load_recipe("lenet5-digits", **values)
+
+
+class StopAt(Callback):
+    """Raises KeyboardInterrupt, as Ctrl-C would, after optimiser step ``step``."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, trainer):
+        if trainer.step == self.step:
+            raise KeyboardInterrupt
+
+
+def weights(directory, tag="last"):
+    return load_checkpoint(directory, tag)[0]
+
+
+# ---------------------------------------------------------------------- the demo, files, CLI
+
+
+def test_demo_recipe_through_the_cli(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["train", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    # The demo's promise: LeNet-5 on the digits reaches at least 97% test accuracy.
+    assert report["test_top1"] >= 97.0, report["test_top1"]
+    assert REPORT_KEYS <= set(report)
+    assert report["model"] == "lenet5" and report["dataset"] == "digits" and report["epochs"] == 15
+    assert report["test_top5"] is not None and 1 <= report["best_epoch"] <= 15
+    assert {"torch", "torchvision", "cnnlab", "python"} <= set(report["versions"])
+    assert report["precision"]["name"] == "fp32" and report["device"]["type"] == "cpu"
+    assert report["config"]["mean"] and report["config"]["std"] and report["config"]["image_size"] == 32
+    for name in ("report.json", "curves.png", "last.safetensors"):
+        assert str(out / name) in printed
+    rows = read_metrics_csv(out / "metrics.csv")
+    assert tuple(rows[0]) == METRIC_COLUMNS and [r["epoch"] for r in rows] == list(range(1, 16))
+    assert all(r["val_top5"] is not None and r["images_per_second"] > 0 for r in rows)
+    assert rows[-1]["train_top1"] == pytest.approx(report["train_top1"], abs=1e-3)
+    assert max(r["val_top1"] for r in rows) == pytest.approx(report["best_val_top1"], abs=1e-3)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"last", "best"} <= set(checkpoint_tags(out))
+    assert load_recipe(out / "config.yaml").mean == report["config"]["mean"]  # the run's config is a recipe
+
+
+def test_out_dir_with_a_run_is_refused_and_kept(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(tiny(epochs=1), out, quiet=True)
+    before = (out / "last.safetensors").read_bytes(), (out / "last.state.pt").read_bytes()
+    assert main(["train", "--out", str(out), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "Traceback" not in err
+    assert ((out / "last.safetensors").read_bytes(), (out / "last.state.pt").read_bytes()) == before
+    # --overwrite with a mistake in the new config still keeps the old run.
+    assert main(["train", "--out", str(out), "--overwrite", "--model", "lenet6"]) == 2
+    assert ((out / "last.safetensors").read_bytes(), (out / "last.state.pt").read_bytes()) == before
+    # A finished run resumes to its report; --overwrite replaces it.
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert main(["train", "--out", str(out), "--epochs", "1", "--batch-size", "128", "--overwrite", "--quiet"]) == 0
+    assert json.loads((out / "report.json").read_text())["config"]["batch_size"] == 128
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "lenet6"], "unknown model 'lenet6'"),
+    (["--data", "no-such-set"], "no data set named 'no-such-set'"),
+    (["--recipe", "resnet21-cifar10"], "unknown recipe 'resnet21-cifar10'"),
+    (["--set", "learning_rate=0.1"], "unknown key 'learning_rate'"),
+    (["--set", "epochs=many"], "epochs must be an integer"),
+    (["--set", "dropout=0.3"], "has no 'dropout' setting"),
+    (["--set", "schedule=exponential"], "unknown schedule"),
+    (["--resume", "MISSING"], "cannot resume"),
+])
+def test_user_errors_exit_2(tmp_path, capsys, args, message):
+    args = [a.replace("MISSING", str(tmp_path)) for a in args]
+    out = [] if "--resume" in args else ["--out", str(tmp_path / "x")]
+    assert main(["train", *out, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in " ".join(err.split()) and "Traceback" not in err
+    assert not (tmp_path / "x" / "last.safetensors").exists()
+
+
+def test_tensorboard_flag(tmp_path, capsys):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        assert main(["train", "--out", str(tmp_path), "--tensorboard", "--epochs", "1"]) == 2
+        assert "pip install" in capsys.readouterr().err
+    else:
+        assert main(["train", "--out", str(tmp_path), "--tensorboard", "--epochs", "1", "--quiet"]) == 0
+        assert any((tmp_path / "tensorboard").iterdir())
+
+
+def test_recipes_command(capsys):
+    assert main(["recipes"]) == 0
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in REQUIRED_RECIPES) and "(default)" in printed
+    assert main(["recipes", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"name", "model", "data", "epochs", "description"} <= set(rows[0])
+
+
+# ---------------------------------------------------------------------- recipes and config
+
+
+def test_shipped_recipes_load_and_validate():
+    rows = {row["name"]: row for row in list_recipes()}
+    assert REQUIRED_RECIPES <= set(rows)
+    for name in rows:
+        config = load_recipe(name).validate()
+        assert config.recipe == name and config.description
+    resnet = load_recipe("resnet20-cifar10")
+    assert (resnet.lr, resnet.momentum, resnet.weight_decay, resnet.batch_size) == (0.1, 0.9, 1e-4, 128)
+    assert resnet.milestones == [91, 136] and resnet.epochs == 182 and resnet.augment == "flip, crop(pad=4)"
+    r50 = load_recipe("resnet50-imagenet")
+    assert (r50.lr, r50.batch_size, r50.weight_decay, r50.milestones, r50.epochs) == (0.1, 256, 1e-4, [30, 60], 90)
+    alex = load_recipe("alexnet-imagenet")
+    assert (alex.lr, alex.weight_decay, alex.dropout, alex.schedule) == (0.01, 5e-4, 0.5, "plateau")
+    assert load_recipe().recipe == "lenet5-digits"
+
+
+def test_overrides_and_types(tmp_path):
+    values = parse_set(["lr=1e-3", "milestones=[30, 60]", "nesterov=true", "image_size=224x224", "mean=0.5",
+                        "dropout=null", "batch-size=64"])
+    config = load_recipe("resnet50-imagenet", values)
+    assert config.lr == 0.001 and config.milestones == [30.0, 60.0] and config.nesterov is True
+    assert config.image_size == "224x224" and config.mean == [0.5] and config.batch_size == 64
+    assert load_recipe(None, image_size=32).image_size == 32
+    with pytest.raises(CnnlabError, match=r"unknown key 'epoch' \(did you mean 'epochs'\?\).*Valid keys: recipe"):
+        load_recipe(None, epoch=3)
+    with pytest.raises(CnnlabError, match="nesterov must be true/false"):
+        load_recipe(None, nesterov="maybe")
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("model: resnet20\nepochs: 3\nlearning_rate: 0.1\n")
+    with pytest.raises(CnnlabError, match="unknown key 'learning_rate' in recipe file"):
+        load_recipe(recipe)
+    recipe.write_text("model: resnet20\nepochs: 3\n")
+    assert load_recipe(str(recipe)).recipe == "mine" and load_recipe(recipe).model == "resnet20"
+    assert set(field_names()) == {f for f in TrainConfig().to_dict()}
+
+
+def test_schedule_epochs_become_steps_and_default_out_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trainer = Trainer(tiny(epochs=4, schedule="step", milestones=[2, 3], warmup_epochs=1, scale_lr=True), quiet=True)
+    steps = trainer.steps_per_epoch
+    assert steps == 21  # 1,293 training digits in batches of 64
+    assert trainer.schedule.config["milestones"] == [2 * steps, 3 * steps]
+    assert trainer.schedule.config["warmup_steps"] == steps
+    assert trainer.lr == pytest.approx(0.05 * 64 / 256)  # the linear scaling rule
+    assert re.fullmatch(r"runs/lenet5-digits-\d{8}-\d{6}", trainer.out_dir.as_posix())
+    # Norm parameters and biases are not decayed.
+    groups = trainer.optimizer.param_groups
+    assert groups[0]["weight_decay"] > 0 and groups[1]["weight_decay"] == 0
+    assert all(p.ndim == 1 for p in groups[1]["params"])
+    plateau = Trainer(tiny(schedule="plateau"), tmp_path / "p", quiet=True)
+    assert plateau.plateau is not None
+
+
+def test_regularisation_overrides_reach_the_model(tmp_path):
+    trainer = Trainer(tiny(model="resnet20", drop_path_rate=0.1, init="kaiming",
+                           model_args={"widths": [4, 8, 16]}), tmp_path, quiet=True)
+    rates = [m.drop_prob for m in trainer.model.modules() if hasattr(m, "drop_prob")]
+    assert rates and max(rates) == pytest.approx(0.1)
+    assert trainer.model.conv1.in_channels == 1 and trainer.model.fc.out_features == 10  # from the data
+
+
+# ---------------------------------------------------------------------- resume and Ctrl-C
+
+
+@pytest.mark.parametrize("schedule", [
+    dict(schedule="cosine", warmup_epochs=0.5),
+    dict(schedule="plateau", warmup_epochs=0.5, plateau_patience=0, gamma=0.5),
+])
+def test_resume_gives_identical_weights(tmp_path, schedule):
+    config = tiny(**schedule)
+    straight = train(config, tmp_path / "straight", quiet=True)
+
+    # Stopped after epoch 1 (an epoch-end Ctrl-C), then resumed for epoch 2.
+    class StopAfterEpoch(Callback):
+        def on_epoch_end(self, trainer, row):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "epoch", quiet=True, callbacks=[StopAfterEpoch()])
+    resumed = train(resume=tmp_path / "epoch", quiet=True)
+
+    # Stopped in the middle of epoch 2, then resumed from that step.
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "step", quiet=True, callbacks=[StopAt(21 + 7)])
+    resumed_mid = train(resume=tmp_path / "step", quiet=True)
+
+    expected = weights(tmp_path / "straight")
+    for run in ("epoch", "step"):
+        got = weights(tmp_path / run)
+        assert got.keys() == expected.keys()
+        assert all(torch.equal(got[k], expected[k]) for k in expected), run
+    for report in (resumed, resumed_mid):
+        assert report["test_top1"] == straight["test_top1"] and report["best_epoch"] == straight["best_epoch"]
+        assert report["steps"] == straight["steps"] == 2 * 21
+    rows = read_metrics_csv(tmp_path / "step" / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[1]["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-5)
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint_and_keeps_the_old_ones(tmp_path, capsys):
+    out = tmp_path / "interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(epochs=3), out, callbacks=[StopAt(21 + 5)])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"cnnlab train --resume {out}" in printed and "last completed step" in printed
+    _, state = load_checkpoint(out, "last")
+    assert (state["epoch"], state["batch"], state["step"]) == (1, 5, 26)
+    assert state["partial_epoch"]["images"] == 5 * 64
+    # "best" (epoch 1) is untouched by the interruption.
+    assert load_checkpoint(out, "best")[1]["step"] == 21
+    assert (out / "metrics.csv").exists() and not (out / "report.json").exists()
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="signal handlers can only be installed from the main thread")
+def test_real_sigint_stops_after_the_step(tmp_path):
+    class SendSigint(Callback):
+        def on_step_end(self, trainer):
+            if trainer.step == 3:
+                signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(), tmp_path, quiet=True, callbacks=[SendSigint()])
+    assert load_checkpoint(tmp_path, "last")[1]["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_resume_refuses_a_changed_config(tmp_path, capsys):
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(), tmp_path, quiet=True, callbacks=[StopAt(3)])
+    with pytest.raises(CnnlabError, match="would change: lr"):
+        Trainer.resume(tmp_path, overrides={"lr": 0.5})
+    assert main(["train", "--resume", str(tmp_path), "--epochs", "5"]) == 2
+    assert "would change: epochs" in " ".join(capsys.readouterr().err.split())
+    assert main(["train", "--resume", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
+
+
+# ---------------------------------------------------------------------- BN and evaluation
+
+
+def test_bn_evaluation_is_independent_of_the_batch(tmp_path):
+    modes = []
+
+    class RecordMode(Callback):
+        def on_step_end(self, trainer):
+            modes.append(trainer.model.training)
+
+    config = tiny(model="resnet20", model_args={"widths": [4, 8, 16]}, epochs=1, augment="crop(pad=2)",
+                  label_smoothing=0.0, warmup_epochs=0)
+    trainer = Trainer(config, tmp_path, quiet=True, callbacks=[RecordMode()])
+    trainer.fit()
+    assert modes and all(modes)  # BN normalises with batch statistics while training
+    model = trainer.model
+    bn = model.bn1
+    assert bn.num_batches_tracked.item() == trainer.steps_per_epoch
+    assert not torch.equal(bn.running_var, torch.ones_like(bn.running_var))
+
+    def batches(size):
+        return InMemoryLoader.from_dataset(trainer.val_set, size, shuffle=False, mean=trainer.config.mean,
+                                           std=trainer.config.std)
+
+    one, many = evaluate(model, batches(1)), evaluate(model, batches(64))
+    assert one["top1"] == many["top1"] == trainer.history[-1]["val_top1"]
+    assert one["loss"] == pytest.approx(many["loss"], rel=1e-5)
+    logits_one, logits_many = predict_logits(model, batches(1)), predict_logits(model, batches(64))
+    assert torch.allclose(logits_one, logits_many, atol=1e-5)
+    assert torch.equal(logits_one.argmax(1), logits_many.argmax(1))
+    assert model.training  # evaluation restores the mode
+
+
+def test_streamed_image_folder_without_test_split(tmp_path):
+    root = make_tree(tmp_path / "tree", per_class=12, splits=("train", "val"))
+    report = train(tiny(data=str(root), in_memory=False, num_workers=0, image_size=32, epochs=1, batch_size=8,
+                        augment="flip, crop(pad=2), mixup(0.4)"), tmp_path / "run", quiet=True)
+    assert report["data"]["train_images"] == 36 and report["data"]["val_images"] == 36
+    assert report["test_split"].startswith("val") and report["test_top5"] is None  # 3 classes: no top-5
+    assert len(report["config"]["mean"]) == 3
