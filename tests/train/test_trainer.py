@@ -274,10 +274,15 @@ def test_real_sigint_stops_after_the_step(tmp_path):
             if trainer.step == 3:
                 signal.raise_signal(signal.SIGINT)
 
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny(), tmp_path, quiet=True, callbacks=[SendSigint()])
-    assert load_checkpoint(tmp_path, "last")[1]["step"] == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    # A background job (CI) may start with SIGINT ignored; the test needs Python's default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny(), tmp_path, quiet=True, callbacks=[SendSigint()])
+        assert load_checkpoint(tmp_path, "last")[1]["step"] == 3
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_resume_refuses_a_changed_config(tmp_path, capsys):
