@@ -198,6 +198,44 @@ def cmd_recipes(args, console: Console) -> None:
                   "(e.g. --set epochs=5 --set lr=0.05)")
 
 
+def cmd_eval(args, console: Console) -> None:
+    from .eval.evaluate import evaluate_run, load_run, write_eval
+
+    run = load_run(args.checkpoint, args.tag, device=args.device)
+    result = evaluate_run(run, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size)
+    files = write_eval(result, args.out or run.directory)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    top5 = f", top-5 {result['top5']:.2f}%" if result["top5"] is not None else ""
+    tta = f" with {result['tta']} TTA" if result["tta"] != "none" else ""
+    console.print(f"[bold]{result['model']}[/bold] ({run.tag} checkpoint of {run.directory}) on {result['dataset']} "
+                  f"{result['split']}{tta}: {result['images']:,} images, top-1 {result['top1']:.2f}%{top5}, "
+                  f"loss {result['loss']:.4f}", highlight=False)
+    table = Table(title="per-class accuracy")
+    for column in ("class", "images", "top-1 %"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, count in zip(result["classes"], result["class_counts"]):
+        accuracy = result["per_class_top1"][name]
+        table.add_row(name, f"{count:,}", "-" if accuracy is None else f"{accuracy:.2f}")
+    console.print(table)
+    console.print(f"report:    {files['report']}\nconfusion: {files['confusion']}", highlight=False)
+
+
+def cmd_predict(args, console: Console) -> None:
+    from .eval.evaluate import load_run, predict_images
+
+    run = load_run(args.checkpoint, args.tag, device=args.device)
+    results = predict_images(run, args.images, top_k=args.top_k, image_size=args.image_size)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for item in results:
+        console.print(f"[bold]{item['file']}[/bold]", highlight=False)
+        for rank, p in enumerate(item["predictions"], 1):
+            console.print(f"  {rank}. {p['class']:<20} {100 * p['probability']:6.2f}%", highlight=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description="Build, inspect, train and compare CNNs.")
     from . import __version__
@@ -269,6 +307,33 @@ def build_parser() -> argparse.ArgumentParser:
     recipes = commands.add_parser("recipes", help="the shipped training recipes")
     recipes.add_argument("--json", action="store_true", help="print JSON instead of a table")
     recipes.set_defaults(run=cmd_recipes)
+
+    evaluate = commands.add_parser("eval", help="evaluate a trained run: top-1/top-5, loss, per-class accuracy, "
+                                                "confusion matrix")
+    evaluate.add_argument("checkpoint", help="a run directory (best checkpoint if present, else last) or a "
+                                             ".safetensors file in one")
+    evaluate.add_argument("--tag", help="which checkpoint of the run: last, best, ... (default: best, else last)")
+    evaluate.add_argument("--data", help="data set to evaluate on (default: the run's own)")
+    evaluate.add_argument("--split", default="test", choices=("test", "val"), help="which split (default test)")
+    evaluate.add_argument("--tta", default="none", choices=("none", "flip", "10crop", "multiscale"),
+                          help="test-time augmentation (default none; 10crop pads by the training crop padding)")
+    evaluate.add_argument("--batch-size", dest="batch_size", type=int,
+                          help="evaluation batch size (default: the run's eval batch size)")
+    evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    evaluate.add_argument("--out", help="where eval_<split>.json and confusion_<split>.png go (default: the run)")
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    evaluate.set_defaults(run=cmd_eval)
+
+    predict = commands.add_parser("predict", help="classify image files with a trained run")
+    predict.add_argument("checkpoint", help="a run directory or a .safetensors file in one")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format PIL reads)")
+    predict.add_argument("--top-k", dest="top_k", type=int, default=5, help="classes shown per image (default 5)")
+    predict.add_argument("--tag", help="which checkpoint of the run (default: best, else last)")
+    predict.add_argument("--image-size", dest="image_size",
+                         help="input size, for runs trained on a folder without image_size (default: the run's)")
+    predict.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.set_defaults(run=cmd_predict)
     return parser
 
 

@@ -1,0 +1,121 @@
+"""`cnnlab eval` and `cnnlab predict` on a tiny LeNet-5 run trained on the bundled digits."""
+import json
+
+import numpy as np
+import pytest
+
+from cnnlab.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One epoch of the lenet5-digits recipe (a few seconds on a CPU), shared by the tests."""
+    from cnnlab.train import Trainer, load_recipe
+
+    mp = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp("cnnlab-home")
+    mp.setenv("CNNLAB_CACHE", str(home / "cache"))
+    mp.setenv("CNNLAB_DATA", str(home / "datasets"))
+    out = tmp_path_factory.mktemp("run") / "lenet"
+    config = load_recipe("lenet5-digits", {"epochs": 1, "device": "cpu"})
+    Trainer(config, out, quiet=True).fit()
+    yield out
+    mp.undo()
+
+
+def _json(capsys, argv):
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_eval_matches_the_run_report(run_dir, tmp_path, capsys):
+    result = _json(capsys, ["eval", str(run_dir), "--tag", "last", "--out", str(tmp_path), "--json"])
+    report = json.loads((run_dir / "report.json").read_text())
+    assert result["top1"] == pytest.approx(report["test_top1"], abs=1e-9)
+    assert result["loss"] == pytest.approx(report["test_loss"], rel=1e-5)
+    assert result["top5"] == pytest.approx(report["test_top5"], abs=1e-9)
+    assert result["split"] == "test" and result["images"] == 360 and result["tag"] == "last"
+
+    png, written = tmp_path / "confusion_test.png", tmp_path / "eval_test.json"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(written.read_text())["top1"] == result["top1"]
+
+    matrix = np.array(result["confusion_matrix"])
+    assert matrix.shape == (10, 10)
+    assert matrix.sum(axis=1).tolist() == result["class_counts"]
+    assert matrix.sum() == 360
+    assert np.trace(matrix) / 360 * 100 == pytest.approx(result["top1"])
+    for i, name in enumerate(result["classes"]):
+        assert result["per_class_top1"][name] == pytest.approx(100 * matrix[i, i] / matrix[i].sum())
+
+
+def test_eval_defaults_to_best_and_writes_into_the_run(run_dir, capsys):
+    assert main(["eval", str(run_dir / "best.safetensors"), "--split", "val"]) == 0
+    out = capsys.readouterr().out
+    assert "best checkpoint" in out and "val" in out
+    assert (run_dir / "eval_val.json").is_file() and (run_dir / "confusion_val.png").is_file()
+
+
+def test_eval_with_tta(run_dir, tmp_path, capsys):
+    flip = _json(capsys, ["eval", str(run_dir), "--tta", "flip", "--out", str(tmp_path), "--json"])
+    assert flip["tta"] == "flip" and 0 <= flip["top1"] <= 100
+    assert (tmp_path / "eval_test_flip.json").is_file()
+    crops = _json(capsys, ["eval", str(run_dir), "--tta", "10crop", "--out", str(tmp_path), "--json"])
+    assert crops["tta_crop"] == {"crop_size": 32, "pad": 2, "pad_mode": "zero"}  # the recipe's crop(pad=2)
+    assert main(["eval", str(run_dir), "--tta", "multiscale", "--out", str(tmp_path)]) == 2
+    assert "at least 224x224" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_predict(run_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from cnnlab.data import load_dataset
+
+    test = load_dataset("digits", "test", image_size=32)
+    files = []
+    for i in range(2):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(test.images[i, 0].numpy()).convert("RGB").save(path)  # RGB file, grey run: converted
+        files.append(str(path))
+    results = _json(capsys, ["predict", str(run_dir), *files, "--top-k", "3", "--json"])
+    assert [r["file"] for r in results] == files
+    for item in results:
+        probabilities = [p["probability"] for p in item["predictions"]]
+        assert len(probabilities) == 3
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert 0 < sum(probabilities) <= 1 + 1e-6
+        assert all(p["class"] in [str(d) for d in range(10)] for p in item["predictions"])
+    assert main(["predict", str(run_dir), files[0]]) == 0
+    assert "digit0.png" in capsys.readouterr().out
+
+
+def test_errors_exit_2(run_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    cases = [
+        (["predict", str(run_dir), str(bad)], "bad.png"),
+        (["predict", str(run_dir), str(tmp_path / "missing.png")], "missing.png"),
+        (["eval", str(tmp_path / "nope")], "does not exist"),
+        (["eval", str(tmp_path)], "not a run directory"),
+        (["eval", str(run_dir), "--tag", "epoch7"], "no checkpoint"),
+        (["eval", str(run_dir / "last.safetensors"), "--tag", "best"], "contradicts"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.replace("\n", "")
+        assert message in err and "Traceback" not in err
+
+
+def test_eval_refuses_other_classes(run_dir, tmp_path, capsys):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            folder = tmp_path / "pets" / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((32, 32), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+    assert main(["eval", str(run_dir), "--data", str(tmp_path / "pets")]) == 2
+    assert "differ from the run's" in capsys.readouterr().err.replace("\n", "")
