@@ -43,12 +43,16 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load a weights file into ``model`` with strict key and shape matching.
+    """Load a weights file into ``model`` with strict key and shape matching (see :func:`load_state_dict_strict`)."""
+    return load_state_dict_strict(model, read_state_dict(path), f"{os.fspath(path)!r}")
+
+
+def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    """Load ``state`` into ``model`` only if every key and shape fits.
 
     A mismatch raises :class:`CnnlabError` listing the missing and unexpected keys and
     the tensors whose shapes differ, instead of loading a half-initialised model.
     """
-    state = read_state_dict(path)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -59,7 +63,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     ]
     if missing or unexpected or wrong_shape:
         name = getattr(getattr(model, "pretrained_cfg", None), "name", type(model).__name__)
-        lines = [f"weights in {os.fspath(path)!r} do not fit {name}:"]
+        lines = [f"weights in {source} do not fit {name}:"]
         for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape)):
             if keys:
                 shown = ", ".join(keys[:10]) + (f", ... ({len(keys) - 10} more)" if len(keys) > 10 else "")

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnlabError
+from ..weights import load_state_dict_strict
 
 LAST = "last"
 BEST = "best"
@@ -338,18 +339,4 @@ def load_into(model: nn.Module, weights: Mapping[str, torch.Tensor], source: str
     Lecture idea (transfer learning, resuming): a checkpoint only means something for the
     architecture it was trained with, so a partial or mis-shaped load is refused, never silent.
     """
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in weights]
-    unexpected = [k for k in weights if k not in expected]
-    wrong_shape = [f"{k}: saved {tuple(weights[k].shape)} vs model {tuple(expected[k].shape)}"
-                   for k in expected if k in weights and weights[k].shape != expected[k].shape]
-    if missing or unexpected or wrong_shape:
-        lines = [f"the weights in {source} do not fit this {type(model).__name__}:"]
-        problems = (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shape))
-        for label, keys in problems:
-            if keys:
-                shown = ", ".join(keys[:10]) + (f", ... ({len(keys) - 10} more)" if len(keys) > 10 else "")
-                lines.append(f"  {label} ({len(keys)}): {shown}")
-        raise CnnlabError("\n".join(lines))
-    model.load_state_dict(weights, strict=True)
-    return model
+    return load_state_dict_strict(model, weights, source)
