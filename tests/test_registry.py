@@ -91,3 +91,11 @@ def test_uniform_interface(name):
 def test_public_api():
     for name in ("create_model", "list_models", "model_info", "CnnlabError", "__version__"):
         assert hasattr(cnnlab, name)
+
+
+def test_models_with_torchvision_weights_declare_their_input_statistics():
+    # Pretrained torchvision weights expect ImageNet-normalised inputs.
+    assert model_info("resnet50").mean == (0.485, 0.456, 0.406)
+    assert model_info("resnet50").std == (0.229, 0.224, 0.225)
+    assert model_info("resnet20").mean is None and model_info("lenet5").std is None
+    assert model_info("vgg16").as_dict()["mean"] == [0.485, 0.456, 0.406]

@@ -33,7 +33,9 @@ class ModelInfo:
     ``reference_top1``/``reference_top5`` are the paper's reported accuracies (in percent)
     on ``dataset``; ``None`` where the paper gives none. ``reference_note`` says which
     table or protocol the numbers come from. ``weight_layers`` counts layers as the paper
-    does (conv + fully connected), e.g. 16 for VGG-16.
+    does (conv + fully connected), e.g. 16 for VGG-16. ``mean``/``std`` are the input
+    statistics that pretrained weights of the model expect (ImageNet's for the models
+    torchvision has checkpoints of); ``None`` where no such weights exist.
     """
 
     name: str
@@ -47,6 +49,8 @@ class ModelInfo:
     reference_top5: float | None = None
     reference_note: str = ""
     torchvision_name: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     builder: Callable[..., nn.Module] | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
@@ -54,10 +58,17 @@ class ModelInfo:
         data = dataclasses.asdict(self)
         data.pop("builder")
         data["input_size"] = list(self.input_size)
+        for key in ("mean", "std"):
+            data[key] = None if data[key] is None else list(data[key])
         return data
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+
+# The per-channel statistics torchvision's ImageNet checkpoints were trained with: images
+# fed to those weights must be normalised with these, not with their own data set's.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def register_model(
@@ -91,6 +102,8 @@ def register_model(
             reference_top5=reference_top5,
             reference_note=reference_note,
             torchvision_name=torchvision_name,
+            mean=IMAGENET_MEAN if torchvision_name else None,
+            std=IMAGENET_STD if torchvision_name else None,
             builder=builder,
         )
         return builder
