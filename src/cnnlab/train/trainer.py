@@ -34,9 +34,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import (InMemoryLoader, channel_stats, load_dataset, parse_augment, smooth_labels,
+                    soft_target_cross_entropy)
+from ..data.loader import epoch_generator
 from ..errors import CnnlabError
-from .checkpoint import BEST, LAST, checkpoint_tags, load_checkpoint, restore_rng_state
-from .config import RUNTIME_KEYS, TrainConfig, to_yaml
+from ..registry import create_model, model_info
+from .checkpoint import (BEST, LAST, STATE_SUFFIX, WEIGHTS_SUFFIX, checkpoint_tags, load_checkpoint,
+                         restore_rng_state)
+from .config import RUNTIME_KEYS, TrainConfig, load_recipe, to_yaml
 from .init import init_weights
 from .logger import RunLogger
 from .optim import build_optimizer, scaled_lr
@@ -89,8 +94,6 @@ def resolve_device(name: str) -> torch.device:
 def build_model(config: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     """The config's model for this data set: ``num_classes`` and ``in_chans`` from the data, regularisation
     overrides (``dropout``, ``drop_path_rate``) for models that take them, then the named initialisation."""
-    from ..registry import create_model, model_info
-
     model_info(config.model)  # an unknown name fails here, with suggestions
     overrides = dict(config.model_args)
     for key in ("dropout", "drop_path_rate"):
@@ -161,8 +164,6 @@ class _EpochOrder(torch.utils.data.Sampler):
         self.epoch, self.start = 0, 0
 
     def __iter__(self):
-        from ..data.loader import epoch_generator
-
         if self.shuffle:
             order = torch.randperm(self.size, generator=epoch_generator(self.seed, self.epoch, stream=0))
         else:
@@ -192,8 +193,6 @@ class _StreamingBatches:
         return self.size // self.batch_size if self.drop_last else -(-self.size // self.batch_size)
 
     def epoch(self, epoch: int, skip: int = 0) -> Iterator:
-        from ..data.loader import epoch_generator
-
         self.sampler.epoch, self.sampler.start = epoch, skip * self.batch_size
         generator = epoch_generator(self.seed, epoch, stream=1)
         for images, targets in self.loader:
@@ -365,8 +364,6 @@ class Trainer:
             self._load_state(state)
 
     def _setup_data(self) -> None:
-        from ..data import InMemoryLoader, channel_stats, load_dataset, parse_augment
-
         config = self.config
 
         def load(split):
@@ -604,8 +601,6 @@ class Trainer:
         def cross_entropy(logits):
             logits = logits.float()
             if targets.dim() == 2:  # soft targets from mixup / cutmix / label_smoothing(...)
-                from ..data import smooth_labels, soft_target_cross_entropy
-
                 soft = smooth_labels(targets, eps=eps) if eps else targets
                 return soft_target_cross_entropy(logits, soft)
             return F.cross_entropy(logits, targets, label_smoothing=eps)
@@ -780,8 +775,6 @@ def _existing_run(out_dir: Path, overwrite: bool) -> list[Path]:
         raise CnnlabError(f"--out {str(out_dir)!r} is a file, not a directory")
     if not out_dir.is_dir():
         return []
-    from .checkpoint import STATE_SUFFIX, WEIGHTS_SUFFIX
-
     tags = checkpoint_tags(out_dir)
     files = [name for name in RUN_FILES if (out_dir / name).exists()]
     if (tags or files) and not overwrite:
@@ -813,7 +806,5 @@ def train(config: TrainConfig | None = None, out_dir: str | Path | None = None, 
             raise CnnlabError("a resumed run continues in its own directory; drop out_dir or make it the same")
         return Trainer.resume(resume, quiet=quiet, callbacks=callbacks).fit()
     if config is None:
-        from .config import load_recipe
-
         config = load_recipe()
     return Trainer(config, out_dir, overwrite=overwrite, quiet=quiet, callbacks=callbacks).fit()
