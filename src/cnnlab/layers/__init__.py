@@ -1,13 +1,16 @@
 """Building blocks shared by every model family (timm's ``layers`` idea)."""
 from .activations import activation_names, get_activation
-from .conv_norm_act import ConvNormAct
+from .conv_norm_act import ConvNormAct, ConvNormActSequential
 from .dropout import DropPath, InvertedDropout
 from .norm import LayerNorm2d, get_norm, norm_names
 from .residual import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ZeroPadShortcut
+from .squeeze_excite import SqueezeExcite
 from .inception import InceptionAux, InceptionModule, NaiveInceptionModule
 
 __all__ = [
     "ConvNormAct",
+    "ConvNormActSequential",
+    "SqueezeExcite",
     "DropPath",
     "InvertedDropout",
     "LayerNorm2d",

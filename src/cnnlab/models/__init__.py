@@ -1,8 +1,11 @@
-"""The model zoo: importing this package registers every family."""
-from . import lenet  # noqa: F401
-from . import alexnet  # noqa: F401
-from . import vgg  # noqa: F401
-from . import resnet  # noqa: F401
-from . import resnet_cifar  # noqa: F401
-from . import googlenet  # noqa: F401
-from . import nin  # noqa: F401
+"""The model zoo: importing this package registers every family.
+
+Every module of this package that does not start with ``_`` is one family and is
+imported here, so a new family file registers itself without editing this list.
+"""
+import importlib
+import pkgutil
+
+for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
