@@ -343,6 +343,10 @@ class Trainer:
             torch.set_num_threads(config.cpu_threads)
         seed_everything(config.seed, deterministic=config.deterministic)
         self.device = resolve_device(config.device)
+        if self.device.type == "cuda" and not config.deterministic:
+            # Every step has the same shapes, so cuDNN's autotuner pays for itself after a
+            # few steps (timm and torchvision's reference scripts do the same).
+            torch.backends.cudnn.benchmark = True
         self.precision = resolve_precision(self.device, config.precision, config.channels_last)
         self._setup_data()
         self.model = build_model(config, self.num_classes, self.in_chans)
