@@ -4,12 +4,16 @@
 Learning for Image Recognition" (CVPR 2016) with torchvision's child names, so that a
 torchvision ResNet checkpoint loads unchanged. ``PreActBasicBlock`` and
 ``PreActBottleneck`` are the pre-activation units of "Identity Mappings in Deep
-Residual Networks" (ECCV 2016). ``ZeroPadShortcut`` is the paper's parameter-free
-shortcut "option A" used by the CIFAR-10 networks.
+Residual Networks" (ECCV 2016). ``WideBasicBlock`` is the pre-activation unit with
+dropout between its convolutions of "Wide Residual Networks" (BMVC 2016).
+``ZeroPadShortcut`` is the paper's parameter-free shortcut "option A" used by the
+CIFAR-10 networks.
 
 Every block takes the same arguments, ``(inplanes, planes, stride, downsample, groups,
 base_width, dilation, norm, act, drop_path, shortcut)``, so a network builder can swap
-one for another; ``groups`` and ``base_width`` are the ResNeXt and Wide-ResNet knobs.
+one for another; ``groups`` (ResNeXt's cardinality) and ``base_width`` are the ResNeXt
+and Wide-ResNet knobs, and ``se_reduction`` adds a squeeze-and-excitation unit to the
+post-activation blocks (SE-ResNet, SE-ResNeXt).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from ..errors import CnnlabError
 from .activations import get_activation
 from .dropout import DropPath
 from .norm import get_norm
+from .squeeze_excite import SqueezeExcite
 
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -34,17 +39,33 @@ def _conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
-def _inner_width(planes: int, groups: int, base_width: int) -> int:
+def _inner_width(planes: int, groups: int, base_width: int, block: str) -> int:
     # ResNeXt's "cardinality x bottleneck width" (C x d): 64 is the width ResNet-50 has
     # per group in its first stage, so groups=1, base_width=64 gives back ``planes``.
     # Wide-ResNet-50-2 is groups=1, base_width=128.
-    if groups < 1 or base_width < 1:
-        raise CnnlabError(f"groups and base_width must be positive, got groups={groups}, base_width={base_width}")
-    return int(planes * (base_width / 64.0)) * groups
+    if not isinstance(groups, int) or groups < 1:
+        raise CnnlabError(f"{block} cardinality (groups) must be an integer >= 1, got groups={groups}")
+    if base_width < 1:
+        raise CnnlabError(f"{block} width per group (base_width) must be >= 1, got base_width={base_width}")
+    per_group = int(planes * (base_width / 64.0))
+    if per_group < 1:
+        raise CnnlabError(
+            f"{block} with planes={planes} and base_width={base_width} leaves {planes * base_width / 64:g} "
+            "channels per group; base_width must be at least 64 / planes"
+        )
+    return per_group * groups
 
 
 def _check_block_args(inplanes: int, out_planes: int, stride: int, downsample: nn.Module | None,
-                      shortcut: bool, dilation: int, block: str) -> None:
+                      shortcut: bool, dilation: int, block: str, groups: int = 1,
+                      grouped: tuple[int, int] | None = None) -> None:
+    # ``grouped`` holds the input and output channels of the block's grouped conv: a
+    # grouped conv splits both into ``groups`` equal slices, so both must divide evenly.
+    if grouped is not None and (grouped[0] % groups or grouped[1] % groups):
+        raise CnnlabError(
+            f"{block} cardinality groups={groups} must divide the channels of its grouped conv "
+            f"({grouped[0]} -> {grouped[1]}); choose a common divisor of both"
+        )
     if inplanes < 1 or out_planes < 1:
         raise CnnlabError(f"{block} needs positive channel counts, got inplanes={inplanes}, planes={out_planes}")
     if stride < 1 or dilation < 1:
@@ -56,6 +77,15 @@ def _check_block_args(inplanes: int, out_planes: int, stride: int, downsample: n
             f"{block} changes the shape ({inplanes}->{out_planes} channels, stride {stride}) so its "
             "identity shortcut needs a downsample module (a 1x1 projection or ZeroPadShortcut)"
         )
+
+
+def _squeeze_excite(channels: int, reduction: int | None) -> nn.Module | None:
+    # None (not an Identity) when off, so a block without SE keeps torchvision's children.
+    if reduction is None:
+        return None
+    if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1:
+        raise CnnlabError(f"se_reduction (the SE ratio r) must be an integer >= 1 or None, got {reduction!r}")
+    return SqueezeExcite(channels, reduction=reduction)
 
 
 def _drop_path(rate: float) -> nn.Module:
@@ -109,7 +139,10 @@ class BasicBlock(nn.Module):
     A); ``shortcut=False`` drops the identity path, giving the "plain" net of the
     degradation experiment (Fig. 4). ``drop_path`` is the stochastic-depth rate of the
     residual branch. ``groups``/``base_width`` widen or group the first conv's output
-    (the defaults give torchvision's block, parameter for parameter).
+    (the defaults give torchvision's block, parameter for parameter). ``se_reduction=r``
+    rescales the residual branch's channels with a :class:`SqueezeExcite` unit (ratio
+    ``r``) before the addition, as in the SE-ResNet module (SE paper, Fig. 3); ``None``
+    (the default) adds no module and no state_dict key.
     """
 
     expansion: int = 1
@@ -127,18 +160,19 @@ class BasicBlock(nn.Module):
         act: str = "relu",
         drop_path: float = 0.0,
         shortcut: bool = True,
+        se_reduction: int | None = None,
     ):
         super().__init__()
         out_planes = planes * self.expansion
-        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, "BasicBlock")
-        width = _inner_width(planes, groups, base_width)
-        if inplanes % groups or width % groups:
-            raise CnnlabError(f"BasicBlock channels ({inplanes}, {width}) must be divisible by groups={groups}")
+        width = _inner_width(planes, groups, base_width, "BasicBlock")
+        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, "BasicBlock",
+                          groups, grouped=(inplanes, width))
         self.conv1 = _conv3x3(inplanes, width, stride, groups=groups, dilation=dilation)
         self.bn1 = get_norm(norm, width)
         self.relu = get_activation(act, inplace=True)
         self.conv2 = _conv3x3(width, out_planes, dilation=dilation)
         self.bn2 = get_norm(norm, out_planes)
+        self.se = _squeeze_excite(out_planes, se_reduction)
         self.downsample = downsample
         self.drop_path = _drop_path(drop_path)
         self.has_shortcut = shortcut
@@ -147,6 +181,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
+        if self.se is not None:
+            out = self.se(out)
         if self.has_shortcut:
             identity = x if self.downsample is None else self.downsample(x)
             out = self.drop_path(out) + identity
@@ -166,8 +202,9 @@ class Bottleneck(nn.Module):
     torchvision ("ResNet v1.5") the stride sits on the 3x3 conv, not on the first 1x1
     conv as in the paper: the 1x1/stride-2 conv would ignore three quarters of its input.
     ``groups`` and ``base_width`` make it ResNeXt's aggregated transform (grouped 3x3)
-    or Wide-ResNet's wider bottleneck. ``downsample``, ``drop_path`` and ``shortcut`` as
-    in :class:`BasicBlock`.
+    or Wide-ResNet's wider bottleneck. ``downsample``, ``drop_path``, ``shortcut`` and
+    ``se_reduction`` (SE applied to the output of ``bn3``, before the addition) as in
+    :class:`BasicBlock`.
     """
 
     expansion: int = 4
@@ -185,17 +222,20 @@ class Bottleneck(nn.Module):
         act: str = "relu",
         drop_path: float = 0.0,
         shortcut: bool = True,
+        se_reduction: int | None = None,
     ):
         super().__init__()
         out_planes = planes * self.expansion
-        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, "Bottleneck")
-        width = _inner_width(planes, groups, base_width)
+        width = _inner_width(planes, groups, base_width, "Bottleneck")
+        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, "Bottleneck",
+                          groups, grouped=(width, width))
         self.conv1 = _conv1x1(inplanes, width)
         self.bn1 = get_norm(norm, width)
         self.conv2 = _conv3x3(width, width, stride, groups=groups, dilation=dilation)
         self.bn2 = get_norm(norm, width)
         self.conv3 = _conv1x1(width, out_planes)
         self.bn3 = get_norm(norm, out_planes)
+        self.se = _squeeze_excite(out_planes, se_reduction)
         self.relu = get_activation(act, inplace=True)
         self.downsample = downsample
         self.drop_path = _drop_path(drop_path)
@@ -206,6 +246,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
+        if self.se is not None:
+            out = self.se(out)
         if self.has_shortcut:
             identity = x if self.downsample is None else self.downsample(x)
             out = self.drop_path(out) + identity
@@ -226,7 +268,8 @@ class PreActBasicBlock(nn.Module):
     the projection ``downsample`` (a bare 1x1 conv) reads the pre-activated input
     ``relu(bn1(x))``, as in the authors' code. ``preact=False`` skips ``bn1``/ReLU for
     the first unit after the stem, whose input is already normalised and activated
-    ("we adopt the first activation right after conv1", section 4.1).
+    ("we adopt the first activation right after conv1", section 4.1). ``dropout`` is the
+    rate of a dropout between the two convs (0: none), as in :class:`WideBasicBlock`.
     """
 
     expansion: int = 1
@@ -245,17 +288,22 @@ class PreActBasicBlock(nn.Module):
         drop_path: float = 0.0,
         shortcut: bool = True,
         preact: bool = True,
+        dropout: float = 0.0,
     ):
         super().__init__()
         out_planes = planes * self.expansion
-        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, "PreActBasicBlock")
-        width = _inner_width(planes, groups, base_width)
-        if inplanes % groups or width % groups:
-            raise CnnlabError(f"PreActBasicBlock channels ({inplanes}, {width}) must be divisible by groups={groups}")
+        name = type(self).__name__
+        width = _inner_width(planes, groups, base_width, name)
+        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, name,
+                          groups, grouped=(inplanes, width))
+        if not 0.0 <= dropout < 1.0:
+            raise CnnlabError(f"{name} dropout must be in [0, 1), got {dropout}")
         self.bn1 = get_norm(norm, inplanes) if preact else nn.Identity()
         self.relu = get_activation(act, inplace=True)
         self.conv1 = _conv3x3(inplanes, width, stride, groups=groups, dilation=dilation)
         self.bn2 = get_norm(norm, width)
+        # Identity when off, like drop_path: no dropout module in a net that has none.
+        self.dropout = nn.Dropout(dropout) if dropout > 0.0 else nn.Identity()
         self.conv2 = _conv3x3(width, out_planes, dilation=dilation)
         self.downsample = downsample
         self.drop_path = _drop_path(drop_path)
@@ -266,7 +314,7 @@ class PreActBasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x)) if self.preact else x
         out = self.conv1(pre)
-        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv2(self.dropout(self.relu(self.bn2(out))))
         if not self.has_shortcut:
             return out
         identity = x if self.downsample is None else self.downsample(pre)
@@ -304,8 +352,9 @@ class PreActBottleneck(nn.Module):
     ):
         super().__init__()
         out_planes = planes * self.expansion
-        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, "PreActBottleneck")
-        width = _inner_width(planes, groups, base_width)
+        width = _inner_width(planes, groups, base_width, "PreActBottleneck")
+        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, "PreActBottleneck",
+                          groups, grouped=(width, width))
         self.bn1 = get_norm(norm, inplanes) if preact else nn.Identity()
         self.relu = get_activation(act, inplace=True)
         self.conv1 = _conv1x1(inplanes, width)
@@ -332,3 +381,29 @@ class PreActBottleneck(nn.Module):
     def zero_init_last(self) -> None:
         """Zero the last conv so the unit starts as the identity (no BN follows it here)."""
         nn.init.zeros_(self.conv3.weight)
+
+
+class WideBasicBlock(PreActBasicBlock):
+    """The "wide-dropout" unit of Wide Residual Networks (Zagoruyko & Komodakis 2016, Fig. 1d).
+
+    BN-ReLU-conv3x3 (stride here), BN-ReLU-dropout-conv3x3, plus the identity, or where
+    the shape changes a bare 1x1 projection of the *pre-activated* input (the authors'
+    code). WRN's point is that the unit is wide (``planes`` = 16k, 32k, 64k for widening
+    factor k), so few of them are needed; the dropout between the two convs (rate 0.3 on
+    CIFAR in the paper) regularises the many parameters width brings. It always
+    pre-activates: WRN has no BN-ReLU after its stem conv.
+    """
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        dropout: float = 0.0,
+        norm: str | None = "batchnorm",
+        act: str = "relu",
+        drop_path: float = 0.0,
+    ):
+        super().__init__(inplanes, planes, stride, downsample, norm=norm, act=act, drop_path=drop_path,
+                         preact=True, dropout=dropout)

@@ -89,8 +89,9 @@ class ResNet(ClassifierModel):
     the shape changes, where they are 1x1 projections followed by BN (the paper's
     option B). ``zero_init_residual`` zeroes every block's last BN scale so each
     residual branch starts at zero (Goyal et al. 2017); ``groups``/``width_per_group``
-    turn the bottlenecks into ResNeXt or Wide-ResNet ones; ``drop_path_rate`` enables
-    stochastic depth, linearly increasing per block.
+    turn the bottlenecks into ResNeXt or Wide-ResNet ones (see ``cnnlab.models.resnext``);
+    ``se_reduction=r`` puts a squeeze-and-excitation unit in every block (SE-ResNet);
+    ``drop_path_rate`` enables stochastic depth, linearly increasing per block.
     """
 
     classifier_name = "fc"
@@ -107,11 +108,15 @@ class ResNet(ClassifierModel):
         norm: str | None = "batchnorm",
         act: str = "relu",
         drop_path_rate: float = 0.0,
+        se_reduction: int | None = None,
     ):
         super().__init__()
         layers = _check_layers(layers, 4)
         self.num_classes = num_classes
         self._block_kwargs = dict(groups=groups, base_width=width_per_group, norm=norm, act=act)
+        if se_reduction is not None:
+            # Only when asked for, so a block class without the option still builds a plain ResNet.
+            self._block_kwargs["se_reduction"] = se_reduction
         self._norm = norm
         self._inplanes = 64
         rates = iter(drop_path_rates(drop_path_rate, sum(layers)))
