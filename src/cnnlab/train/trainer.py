@@ -363,7 +363,11 @@ class Trainer:
         self._setup_schedule()
         self.scaler = build_grad_scaler(self.device, self.precision)
         # torch.compile wraps the module; the weights and checkpoints stay those of self.model.
-        self.forward = torch.compile(self.model) if config.compile else self.model
+        if config.compile:
+            mode = config.compile if isinstance(config.compile, str) else "default"
+            self.forward = torch.compile(self.model, mode=mode)
+        else:
+            self.forward = self.model
         if state is not None:
             self._load_state(state)
 
