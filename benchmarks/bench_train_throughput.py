@@ -18,7 +18,11 @@ defaults there (bf16 autocast and channels-last memory), while the usual loop is
 written the usual way: fp32, ``pin_memory`` and ``non_blocking`` copies, ``--workers``
 DataLoader workers. Every timed region ends with a device synchronisation.
 
-    python benchmarks/bench_train_throughput.py [--steps 40] [--warmup 5] [--device cpu|cuda] [--workers 2]
+``--compile MODE`` compiles the trainer's and the synthetic loop's model with that
+``torch.compile`` mode (``reduce-overhead`` replays CUDA graphs); the usual loop stays eager.
+
+    python benchmarks/bench_train_throughput.py [--steps 40] [--warmup 5] [--device cpu|cuda] [--workers 2] \
+        [--compile MODE]
 """
 from __future__ import annotations
 
@@ -67,10 +71,10 @@ def synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def cnnlab_rate(archive: Path, scratch: Path, warmup: int, steps: int, device: str) -> float:
+def cnnlab_rate(archive: Path, scratch: Path, warmup: int, steps: int, device: str, compile_mode) -> float:
     config = load_recipe("resnet20-cifar10", overrides={
         "data": str(archive), "download": False, "epochs": 1, "milestones": [], "cpu_threads": os.cpu_count(),
-        "device": device})
+        "device": device, "compile": compile_mode or False})
     timer = StepTimer(warmup, steps)
     trainer = Trainer(config, scratch / "run", quiet=True, callbacks=[timer])
     try:
@@ -89,8 +93,8 @@ def plain_step(model, optimizer, images, labels, autocast=contextlib.nullcontext
     optimizer.step()
 
 
-def synthetic_rate(warmup: int, steps: int, device: str) -> float:
-    """The model alone, in the precision and memory format the trainer picks on ``device``."""
+def synthetic_rate(warmup: int, steps: int, device: str, compile_mode) -> float:
+    """The model alone, in the precision, memory format and compile mode the trainer uses on ``device``."""
     precision = resolve_precision(device)
     model = cnnlab.create_model("resnet20").train().to(device)
     images, labels = torch.randn(BATCH, 3, 32, 32, device=device), torch.randint(0, 10, (BATCH,), device=device)
@@ -98,6 +102,8 @@ def synthetic_rate(warmup: int, steps: int, device: str) -> float:
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    if compile_mode:
+        model = torch.compile(model, mode=compile_mode)
     autocast = lambda: autocast_context(torch.device(device), precision)  # noqa: E731
     for _ in range(warmup):
         plain_step(model, optimizer, images, labels, autocast)
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--compile", default=None, metavar="MODE",
+                        help="torch.compile mode for the trainer and the synthetic loop (e.g. reduce-overhead)")
     args = parser.parse_args(argv)
     archive = Path(args.archive)
     if not archive.is_file():
@@ -147,12 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     device_name = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else "cpu"
     print(f"cnnlab {cnnlab.__version__}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
           f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, device {device_name}; "
-          f"ResNet-20, "
+          f"compile {args.compile or 'off'}; ResNet-20, "
           f"batch {BATCH}, {args.steps} timed steps after {args.warmup} warm-up steps")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        ours = cnnlab_rate(archive, scratch, args.warmup, args.steps, args.device)
-        synthetic = synthetic_rate(args.warmup, args.steps, args.device)
+        ours = cnnlab_rate(archive, scratch, args.warmup, args.steps, args.device, args.compile)
+        synthetic = synthetic_rate(args.warmup, args.steps, args.device, args.compile)
         with tarfile.open(archive) as tar:
             tar.extractall(scratch / "tree", filter="data")
         tree = next(p for p in (scratch / "tree").rglob("train") if p.is_dir())
