@@ -166,7 +166,11 @@ def create_model(
         model = info.builder(**kwargs)
     except TypeError as error:
         raise CnnlabError(f"cannot build {name!r} with {overrides}: {error}") from None
-    model.pretrained_cfg = info  # so tools can find the default input size of an instance
+    # The record travels with the instance so tools find its default input size; a model
+    # whose input depends on its arguments (MobileNet's resolution multiplier, EfficientNet's
+    # scaled resolution, another in_chans) says so with ``default_input_size``.
+    input_size = tuple(getattr(model, "default_input_size", (kwargs["in_chans"], *info.input_size[1:])))
+    model.pretrained_cfg = info if input_size == info.input_size else dataclasses.replace(info, input_size=input_size)
     if weights is not None:
         from .weights import load_weights
 

@@ -52,7 +52,7 @@ SLIDES_2019 = "004_cd051ca725a1dddb.txt"  # CS231n 2019 lecture 9 slides (CNN ar
 Value = Any  # int | float | tuple of numbers (a shape such as 55x55x96)
 
 # Modules that register claims when imported; all_claims() imports each once.
-CLAIM_MODULES: list[str] = []
+CLAIM_MODULES: list[str] = ["cnnlab.analysis.claims_training"]
 
 
 @dataclass(frozen=True)

@@ -187,8 +187,13 @@ class ForwardTracer(TorchFunctionMode):
                 # A functional op in a composite layer that allocates a new activation
                 # (Inception's concatenation, an out-of-place residual addition).
                 op = getattr(func, "__name__", "op").strip("_")
+                # A parameter a composite layer owns itself (ConvNeXt's layer scale) counts
+                # on the row of the op that uses it.
+                own = [a for a in args if isinstance(a, nn.Parameter) and id(a) not in self._seen_params]
+                self._seen_params.update(id(p) for p in own)
                 self.records.append(LayerRecord(
                     name=f"{name}.{op}" if name else op, type=op, output_shape=tuple(out.shape),
+                    params=sum(p.numel() for p in own), weights=sum(p.numel() for p in own),
                     macs=macs, activation_values=out.numel(), activation_bytes=out.numel() * out.element_size(),
                     receptive_field=self.field_of(out),
                 ))
@@ -213,6 +218,14 @@ class ForwardTracer(TorchFunctionMode):
     def _post_hook(self, module: nn.Module, args, output):
         name, _, inputs, record = self._stack.pop()
         if record is None:
+            # Own parameters of a composite layer used by no op that made a row of its own
+            # (e.g. through an in-place op) still belong to the layer: a row of their own.
+            own = [p for p in module.parameters(recurse=False) if id(p) not in self._seen_params]
+            if own:
+                self._seen_params.update(id(p) for p in own)
+                count = sum(p.numel() for p in own)
+                self.records.append(LayerRecord(name=f"{name}.params" if name else "params", type="Parameter",
+                                                output_shape=(), params=count, weights=count))
             return
         outputs = [output] if isinstance(output, torch.Tensor) else [
             o for o in (output if isinstance(output, (tuple, list)) else []) if isinstance(o, torch.Tensor)

@@ -6,6 +6,13 @@ from .norm import LayerNorm2d, get_norm, norm_names
 from .residual import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ZeroPadShortcut
 from .squeeze_excite import SqueezeExcite
 from .inception import InceptionAux, InceptionModule, NaiveInceptionModule
+from .residual import WideBasicBlock
+from .separable import DepthwiseSeparableConv
+from .inverted_residual import InvertedResidual, MBConv, make_divisible
+from .dense import DenseBlock, DenseLayer, Transition, compressed_channels
+from .fractal import FractalBlock, FractalConv, FractalJoin
+from .convnext_block import ConvNeXtBlock, Permute
+from .nas_cells import FactorizedReduction, NasPool, ReLUConvBN, SeparableConv2d, StackedSeparableConv
 
 __all__ = [
     "ConvNormAct",
@@ -26,4 +33,23 @@ __all__ = [
     "InceptionAux",
     "InceptionModule",
     "NaiveInceptionModule",
+    "WideBasicBlock",
+    "DepthwiseSeparableConv",
+    "InvertedResidual",
+    "MBConv",
+    "make_divisible",
+    "DenseBlock",
+    "DenseLayer",
+    "Transition",
+    "compressed_channels",
+    "FractalBlock",
+    "FractalConv",
+    "FractalJoin",
+    "ConvNeXtBlock",
+    "Permute",
+    "FactorizedReduction",
+    "NasPool",
+    "ReLUConvBN",
+    "SeparableConv2d",
+    "StackedSeparableConv",
 ]

@@ -33,7 +33,6 @@ from ..layers import ConvNormActSequential
 from ..layers.inverted_residual import MBConv, make_divisible
 from ..registry import Paper, register_model
 from ._base import ClassifierModel
-from .mobilenet import RecordsInputSize
 
 EFFICIENTNET_PAPER = Paper(
     title="EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
@@ -209,7 +208,7 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-class EfficientNet(RecordsInputSize, ClassifierModel):
+class EfficientNet(ClassifierModel):
     """EfficientNet with torchvision's module names.
 
     ``features``: ``0`` the 3x3/2 stem conv-BN-SiLU, ``1..7`` the seven MBConv stages

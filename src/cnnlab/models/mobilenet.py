@@ -10,7 +10,6 @@ ends. ``MobileNetV2`` has torchvision's module names, so its state_dicts load un
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -82,32 +81,7 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-class RecordsInputSize:
-    """Mixin for models whose default input size depends on their arguments.
-
-    ``create_model`` attaches the registry record as ``model.pretrained_cfg``, whose
-    ``input_size`` the summary and other tools use as the default input. A model built
-    with another resolution (MobileNet's ``resolution_mult``) or input channels sets
-    ``default_input_size``, and the record it keeps is a copy carrying that size.
-    """
-
-    default_input_size: tuple[int, int, int]
-
-    @property
-    def pretrained_cfg(self):
-        try:
-            return self.__dict__["_pretrained_cfg"]
-        except KeyError:
-            raise AttributeError("pretrained_cfg") from None
-
-    @pretrained_cfg.setter
-    def pretrained_cfg(self, info) -> None:
-        if info is not None and tuple(info.input_size) != self.default_input_size:
-            info = dataclasses.replace(info, input_size=self.default_input_size)
-        self.__dict__["_pretrained_cfg"] = info
-
-
-class MobileNetV1(RecordsInputSize, ClassifierModel):
+class MobileNetV1(ClassifierModel):
     """MobileNet v1 (paper Table 1): a 3x3/2 conv, 13 depthwise separable layers, global pool, FC.
 
     Children: ``stem`` (:class:`~cnnlab.layers.ConvNormAct`, 32 channels), ``blocks``
