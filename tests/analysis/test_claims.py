@@ -109,6 +109,27 @@ _RESNET_BOTTLENECK = 256 * 64 + 9 * 64 * 64 + 64 * 256
 _TWO_3X3 = 2 * 9 * 256 * 256
 _SEPARABLE = 9 * 256 + 256 * 256
 
+# Published parameter counts of torchvision's models (its documentation's "params" column).
+_TORCHVISION_PARAMS = {"resnext50_32x4d": 25_028_904, "densenet121": 7_978_856, "mobilenet_v2": 3_504_872,
+                       "efficientnet_b0": 5_288_548, "efficientnet_b7": 66_347_960, "convnext_tiny": 28_589_128}
+
+
+def _se_resnet50_params() -> int:
+    # ResNet-50 plus one SE unit (fc C -> C/16 -> C, with biases) per bottleneck of width C.
+    se = sum(blocks * (2 * c * (c // 16) + c // 16 + c) for c, blocks in ((256, 3), (512, 4), (1024, 6), (2048, 3)))
+    return 25_557_032 + se
+
+
+def _mobilenet_v1_params() -> int:
+    # Paper Table 1: a 3x3 conv to 32 channels, 13 depthwise (3x3) + pointwise (1x1) pairs, FC-1000;
+    # every conv is followed by BN (2 parameters per channel).
+    widths = [32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024]
+    total = 3 * 3 * 3 * 32 + 2 * 32
+    for c_in, c_out in zip(widths, widths[1:]):
+        total += 9 * c_in + 2 * c_in + c_in * c_out + 2 * c_out
+    return total + 1024 * 1000 + 1000
+
+
 EXPECTED = {
     "alexnet-conv1-shape": ((227 - 11) // 4 + 1, (227 - 11) // 4 + 1, 96),
     "alexnet-conv1-weights": 11 * 11 * 3 * 96,
@@ -199,6 +220,23 @@ EXPECTED = {
     "separable-macs": 14 * 14 * _SEPARABLE,
     "lenet5-conv": (5, 1),
     "lenet5-pool": (2, 2),
+    "se-block-weights": 512 * 32 + 32 * 512,
+    "family-resnext50-32x4d-params": _TORCHVISION_PARAMS["resnext50_32x4d"],
+    "family-densenet121-params": _TORCHVISION_PARAMS["densenet121"],
+    "family-se-resnet50-params": _se_resnet50_params(),
+    "timeline-alexnet-paper-params": _alexnet_paper_params(),
+    "timeline-vgg16-params": _VGG16_PARAMS,
+    "timeline-googlenet-paper-params": _GOOGLENET_PARAMS,
+    "timeline-resnet50-params": _RESNET_PARAMS[50],
+    "timeline-resnext50-32x4d-params": _TORCHVISION_PARAMS["resnext50_32x4d"],
+    "timeline-mobilenet-v1-params": _mobilenet_v1_params(),
+    "timeline-densenet121-params": _TORCHVISION_PARAMS["densenet121"],
+    "timeline-mobilenet-v2-params": _TORCHVISION_PARAMS["mobilenet_v2"],
+    "timeline-efficientnet-b0-params": _TORCHVISION_PARAMS["efficientnet_b0"],
+    "timeline-convnext-tiny-params": _TORCHVISION_PARAMS["convnext_tiny"],
+    "efficientnet-constraint": 1.2 * 1.1**2 * 1.15**2,
+    "efficientnet-b7-params": _TORCHVISION_PARAMS["efficientnet_b7"],
+    "convnext-t-params": _TORCHVISION_PARAMS["convnext_tiny"],
 }
 
 
@@ -300,3 +338,14 @@ def test_a_failing_computation_is_an_error_not_a_verdict():
     result = evaluate(item)
     assert result.verdict == "error" and "no model" in result.reason
     json.dumps(result.to_dict())
+
+
+def test_architecture_timeline_reproduces_the_lessons_table():
+    from cnnlab.analysis.claims import architecture_timeline
+
+    rows = architecture_timeline()
+    assert [r["year"] for r in rows] == [2012, 2014, 2014, 2015, 2017, 2017, 2017, 2018, 2019, 2022]
+    by_name = {r["architecture"]: r for r in rows}
+    assert by_name["ConvNeXt-T"]["zoo_params"] == _TORCHVISION_PARAMS["convnext_tiny"]
+    assert by_name["MobileNetV1"]["zoo_params"] == _mobilenet_v1_params()
+    assert by_name["VGG-16"]["lecture_params"] == "138M"
