@@ -9,13 +9,24 @@ from cnnlab import CnnlabError, create_model, list_models, model_info
 TORCHVISION_OVERLAP = [
     "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
     "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
+    "densenet121", "densenet161", "densenet169", "densenet201", "mobilenet_v2",
+    *[f"efficientnet_b{i}" for i in range(8)], "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
 ]
 CLASSIC = ["lenet5", "alexnet_paper", "zfnet", "nin", "nin_cifar10", "preact_resnet18", "resnet20", "plain20"]
+POST_RESNET = ["se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d", "wrn28_10", "wrn16_8",
+               "densenet_bc100_k12", "fractalnet20", "fractalnet40", "mobilenet_v1", "convnext_xlarge",
+               "nasnet_a_mobile"]
 
 
 def test_every_lecture_architecture_is_registered():
     names = set(list_models())
-    assert set(TORCHVISION_OVERLAP + CLASSIC) <= names
+    assert set(TORCHVISION_OVERLAP + CLASSIC + POST_RESNET) <= names
+
+
+def test_torchvision_names_are_recorded():
+    for name in TORCHVISION_OVERLAP:
+        assert model_info(name).torchvision_name == name
 
 
 def test_list_models_filters_with_a_glob():
@@ -23,13 +34,13 @@ def test_list_models_filters_with_a_glob():
     assert list_models("nothing*") == []
 
 
-@pytest.mark.parametrize("name", sorted(set(TORCHVISION_OVERLAP) | set(CLASSIC)))
+@pytest.mark.parametrize("name", list_models())
 def test_metadata_is_complete(name):
     info = model_info(name)
     assert info.family and info.paper.title and info.paper.authors and info.paper.venue
     assert 1989 <= info.paper.year <= 2025
     assert len(info.input_size) == 3 and info.weight_layers > 0
-    assert info.dataset in ("imagenet", "cifar10", "mnist")
+    assert info.dataset in ("imagenet", "cifar10", "cifar100", "mnist")
     for value in (info.reference_top1, info.reference_top5):
         assert value is None or 0 < value < 100
     if info.reference_top1 is not None or info.reference_top5 is not None:
@@ -99,3 +110,17 @@ def test_models_with_torchvision_weights_declare_their_input_statistics():
     assert model_info("resnet50").std == (0.229, 0.224, 0.225)
     assert model_info("resnet20").mean is None and model_info("lenet5").std is None
     assert model_info("vgg16").as_dict()["mean"] == [0.485, 0.456, 0.406]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_has_the_uniform_classifier_interface(name):
+    # Built on the meta device: shapes only, so the whole zoo takes seconds.
+    with torch.device("meta"):
+        model = create_model(name, num_classes=7)
+        head = model.get_classifier()
+        assert isinstance(head, (torch.nn.Linear, torch.nn.Conv2d))
+        assert (head.out_features if isinstance(head, torch.nn.Linear) else head.out_channels) == 7
+        model.reset_classifier(3)
+    head = model.get_classifier()
+    assert (head.out_features if isinstance(head, torch.nn.Linear) else head.out_channels) == 3
+    assert model.num_classes == 3
