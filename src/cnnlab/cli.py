@@ -53,8 +53,9 @@ def cmd_models(args, console: Console) -> None:
                       "-" if row["reference_top5"] is None else f"{row['reference_top5']:.2f}",
                       row["dataset"])
     console.print(table)
-    console.print("top-1/top-5: the paper's own reported accuracy in percent (see `cnnlab models --json` for the "
-                  "source of each); MACs at the default input, batch size 1.")
+    console.print("top-1/top-5: reference accuracy in percent, the paper's own or, where noted, torchvision's for its "
+                  "released weights (`cnnlab models --json` gives the source of each); MACs at the default input, "
+                  "batch size 1.")
 
 
 def cmd_summary(args, console: Console) -> None:
