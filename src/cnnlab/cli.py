@@ -102,6 +102,11 @@ def _bytes(n: int) -> str:
 def cmd_claims(args, console: Console) -> None:
     from .analysis.claims import check_claims, format_value
 
+    figures = []
+    if args.figures:
+        from .analysis.claims_training import write_claim_figures
+
+        figures = write_claim_figures(args.figures)
     results = check_claims()
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
@@ -119,6 +124,18 @@ def cmd_claims(args, console: Console) -> None:
     console.print(f"{len(results)} claims: {counts['agrees']} agree, {counts['differs']} differ"
                   + (f", {counts['error']} could not be computed" if counts["error"] else "")
                   + ". A claim differs when the computed value is outside the stated tolerance; the reason says why.")
+    if args.figures:
+        from .analysis.claims_training import initialization_table
+
+        columns, rows = initialization_table()
+        study = Table(title="Weight initialisation study: activation statistics per layer", show_lines=True)
+        for column in columns:
+            study.add_column(column, overflow="fold")
+        for row in rows:
+            study.add_row(*row)
+        console.print(study)
+        for path in figures:
+            console.print(f"wrote {path}")
 
 
 def cmd_data_stats(args, console: Console) -> None:
@@ -258,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     claims = commands.add_parser("claims", help="the lectures' numbers, computed and checked")
     claims.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    claims.add_argument("--figures", metavar="DIR",
+                        help="also write the claims' figures (PNG) into DIR and print the initialisation study")
     claims.set_defaults(run=cmd_claims)
 
     data = commands.add_parser("data", help="data sets: statistics")
