@@ -13,13 +13,11 @@ from cnnlab.layers import LayerNorm2d
 from cnnlab.layers.convnext_block import ConvNeXtBlock
 from cnnlab.models.convnext import ConvNeXt, linear_drop_path_rates
 
+from .parity import n_params
+
 TORCHVISION_VARIANTS = ["tiny", "small", "base", "large"]
 # torchvision's documented parameter counts (ConvNeXt_*_Weights.meta["num_params"]).
 TORCHVISION_PARAMS = {"tiny": 28_589_128, "small": 50_223_688, "base": 88_591_464, "large": 197_767_336}
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def _random_torchvision_convnext(variant: str, generator: torch.Generator) -> nn.Module:

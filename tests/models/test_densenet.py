@@ -11,25 +11,12 @@ from cnnlab.errors import CnnlabError
 from cnnlab.layers.dense import DenseBlock, DenseLayer, Transition
 from cnnlab.models.densenet import DenseNet, cifar_densenet_bc
 
+from .parity import n_params, randomise_bn_stats as _randomise_bn_stats
+
 IMAGENET_DEPTHS = [121, 161, 169, 201]
 TORCHVISION_PARAMS = {121: 7_978_856, 161: 28_681_000, 169: 14_149_480, 201: 20_013_928}
 # torchvision's documented GFLOPS (multiply-adds) at 224x224.
 TORCHVISION_GMACS = {121: 2.834, 161: 7.728, 169: 3.36, 201: 4.291}
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _randomise_bn_stats(model: nn.Module, generator: torch.Generator) -> None:
-    # Fresh BN layers are the identity in eval mode, which would hide a swapped BN.
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            c = module.num_features
-            module.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(c, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(c, generator=generator) * 0.1)
 
 
 # --------------------------------------------------------------------------- ImageNet DenseNets

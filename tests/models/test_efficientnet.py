@@ -25,28 +25,14 @@ from cnnlab.models.efficientnet import (
     scaling_for,
 )
 
+from .parity import n_params, randomise_bn_stats as _randomise_bn_stats
+
 PHIS = list(range(8))
 # torchvision's documented parameter counts.
 TORCHVISION_PARAMS = {0: 5_288_548, 1: 7_794_184, 2: 9_109_994, 3: 12_233_232,
                       4: 19_341_616, 5: 30_389_784, 6: 43_040_704, 7: 66_347_960}
 RESOLUTION = {0: 224, 1: 240, 2: 260, 3: 300, 4: 380, 5: 456, 6: 528, 7: 600}
 DROPOUT = {0: 0.2, 1: 0.2, 2: 0.3, 3: 0.3, 4: 0.4, 5: 0.4, 6: 0.5, 7: 0.5}
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _randomise_bn_stats(model: nn.Module, generator: torch.Generator) -> None:
-    # Fresh BN layers are the identity in eval mode; distinct statistics make a swapped BN visible.
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                c = module.num_features
-                module.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(c, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(c, generator=generator) * 0.1)
 
 
 class _MetaModels(dict):

@@ -12,9 +12,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.layers.fractal import FractalBlock, FractalConv, FractalJoin
 from cnnlab.models.fractalnet import FractalNet
 
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+from .parity import n_params
 
 
 def _count_conv_calls(module: nn.Module, run) -> int:

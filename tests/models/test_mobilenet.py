@@ -12,21 +12,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.layers.separable import DepthwiseSeparableConv
 from cnnlab.models.mobilenet import MobileNetV1, MobileNetV2
 
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _randomise_bn_stats(model: nn.Module, generator: torch.Generator) -> None:
-    # Fresh BN layers are the identity in eval mode; distinct statistics make a swapped BN visible.
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                c = module.num_features
-                module.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(c, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(c, generator=generator) * 0.1)
+from .parity import n_params, randomise_bn_stats as _randomise_bn_stats
 
 
 # --------------------------------------------------------------------------- MobileNet v1

@@ -13,12 +13,10 @@ from cnnlab.errors import CnnlabError
 from cnnlab.layers.nas_cells import FactorizedReduction, ReLUConvBN, StackedSeparableConv
 from cnnlab.models.nasnet import NASNET_A_NORMAL, NASNET_A_REDUCTION, NASNet, NasNetCell
 
+from .parity import n_params
+
 PAPER_PARAMS = 5.3e6  # paper Table 2, NASNet-A (4 @ 1056)
 PAPER_MACS = 564e6
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 @pytest.fixture(scope="module")

@@ -18,24 +18,10 @@ from cnnlab.layers import (
 from cnnlab.models.resnet import ResNet
 from cnnlab.models.resnet_cifar import CifarResNet
 
+from .parity import n_params, randomise_bn_stats as _randomise_bn_stats
+
 IMAGENET_DEPTHS = [18, 34, 50, 101, 152]
 TORCHVISION_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _randomise_bn_stats(model: nn.Module, generator: torch.Generator) -> None:
-    # Fresh BN layers are the identity in eval mode, which would hide a swapped BN; give
-    # every BN distinct statistics and affine parameters so the logits test the mapping.
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            c = module.num_features
-            module.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(c, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(c, generator=generator) * 0.1)
 
 
 class _TorchvisionResNets(dict):

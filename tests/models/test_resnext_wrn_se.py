@@ -14,6 +14,8 @@ from cnnlab.layers.residual import WideBasicBlock
 from cnnlab.models.resnet import ResNet
 from cnnlab.models.wide_resnet_cifar import WideResNet, wide_resnet_cifar
 
+from .parity import n_params, randomise_bn_stats as _randomise_bn_stats
+
 # torchvision's documented parameter counts.
 TORCHVISION_PARAMS = {
     "resnext50_32x4d": 25_028_904,
@@ -28,22 +30,6 @@ WRN_PAPER_PARAMS_M = {(28, 10): 36.5, (16, 8): 11.0, (40, 4): 8.9}
 SE_BASE = {"se_resnet50": "resnet50", "se_resnet101": "resnet101", "se_resnet152": "resnet152",
            "se_resnext50_32x4d": "resnext50_32x4d"}
 ALL_NAMES = list(TORCHVISION_PARAMS) + list(SE_PAPER_PARAMS_M) + ["wrn28_10", "wrn16_8", "wrn40_4"]
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _randomise_bn_stats(model: nn.Module, generator: torch.Generator) -> None:
-    # Fresh BN layers are the identity in eval mode; distinct statistics make the logits test the mapping.
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                c = module.num_features
-                module.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(c, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(c, generator=generator) * 0.1)
 
 
 # --------------------------------------------------------------------------- torchvision parity
