@@ -335,3 +335,10 @@ def test_streamed_image_folder_without_test_split(tmp_path):
     assert report["data"]["train_images"] == 36 and report["data"]["val_images"] == 36
     assert report["test_split"].startswith("val") and report["test_top5"] is None  # 3 classes: no top-5
     assert len(report["config"]["mean"]) == 3
+
+
+def test_a_run_without_validation_split_reports_no_best_val(tmp_path, capsys):
+    report = Trainer(tiny(epochs=1, val_fraction=0.0), tmp_path / "run", quiet=True).fit()
+    printed = capsys.readouterr().out
+    assert report["test_top1"] > 0
+    assert "test: top-1" in printed and "best val" not in printed

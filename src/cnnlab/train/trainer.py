@@ -753,8 +753,9 @@ class Trainer:
         if test:
             top5 = f", top-5 {test['top5']:.2f}%" if test["top5"] is not None else ""
             label = "test" if test_split == "test" else f"test on {test_split}"
-            self.logger.info(f"{label}: top-1 {test['top1']:.2f}%{top5}, loss {test['loss']:.4f}; "
-                             f"best val top-1 {self.best['val_top1'] or 0:.2f}% at epoch {self.best['epoch']}; "
+            best = (f"best val top-1 {self.best['val_top1']:.2f}% at epoch {self.best['epoch']}; "
+                    if self.best["val_top1"] is not None else "")
+            self.logger.info(f"{label}: top-1 {test['top1']:.2f}%{top5}, loss {test['loss']:.4f}; {best}"
                              f"{wall:.1f} s", always=True)
         files = report["files"]
         self.logger.info(f"report:     {files['report']}\ncurves:     {files['curves']}\n"
