@@ -124,3 +124,12 @@ def test_every_model_has_the_uniform_classifier_interface(name):
     head = model.get_classifier()
     assert (head.out_features if isinstance(head, torch.nn.Linear) else head.out_channels) == 3
     assert model.num_classes == 3
+
+
+def test_zoo_table_is_public_and_has_the_comparison_columns():
+    rows = cnnlab.zoo_table("efficientnet_b[07]")
+    assert [r["name"] for r in rows] == ["efficientnet_b0", "efficientnet_b7"]
+    b7 = rows[1]
+    assert b7["input_size"] == [3, 600, 600] and b7["year"] == 2019
+    assert b7["params"] == 66_347_960 and 37e9 < b7["macs"] < 38.5e9
+    assert b7["weight_layers"] > 0 and b7["reference_top1"] and b7["reference_source"]
