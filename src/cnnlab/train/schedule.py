@@ -258,22 +258,7 @@ class LRSchedule:
         return f"LRSchedule({self.name}, total_steps={self.total_steps}, {settings})"
 
 
-def build_schedule(
-    optimizer: torch.optim.Optimizer,
-    name: str,
-    total_steps: int,
-    *,
-    warmup_steps: int = 0,
-    warmup_start_factor: float = 0.1,
-    milestones: Sequence[int] | None = None,
-    gamma: float = 0.1,
-    min_lr: float = 0.0,
-    max_lr: float | None = None,
-    pct_start: float = 0.3,
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
-    cycle_momentum: bool = True,
-) -> LRSchedule:
+def build_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int, **settings) -> LRSchedule:
     """Build a per-iteration learning-rate schedule over ``total_steps`` optimiser steps.
 
     Lecture idea: learning-rate decay. ``name`` is one of
@@ -292,13 +277,12 @@ def build_schedule(
     ``warmup_steps > 0`` puts a linear warm-up from ``warmup_start_factor`` x LR to the LR
     in front of the step, cosine and constant schedules (Goyal et al. 2017 for large
     batches; the ResNet paper warms ResNet-110 up at 0.01 before 0.1, i.e. factor 0.1).
-    Invalid settings raise :class:`~cnnlab.errors.CnnlabError`.
+    ``settings`` are :class:`LRSchedule`'s keyword arguments (``warmup_steps``,
+    ``warmup_start_factor``, ``milestones``, ``gamma``, ``min_lr``, ``max_lr``,
+    ``pct_start``, ``div_factor``, ``final_div_factor``, ``cycle_momentum``). Invalid
+    settings raise :class:`~cnnlab.errors.CnnlabError`.
     """
-    return LRSchedule(
-        optimizer, name, total_steps, warmup_steps=warmup_steps, warmup_start_factor=warmup_start_factor,
-        milestones=milestones, gamma=gamma, min_lr=min_lr, max_lr=max_lr, pct_start=pct_start,
-        div_factor=div_factor, final_div_factor=final_div_factor, cycle_momentum=cycle_momentum,
-    )
+    return LRSchedule(optimizer, name, total_steps, **settings)
 
 
 class ReduceOnPlateau:
