@@ -12,6 +12,7 @@ from .inverted_residual import InvertedResidual, MBConv, make_divisible
 from .dense import DenseBlock, DenseLayer, Transition, compressed_channels
 from .fractal import FractalBlock, FractalConv, FractalJoin
 from .convnext_block import ConvNeXtBlock, Permute
+from .weight_init import init_he_fan_out
 from .nas_cells import FactorizedReduction, NasPool, ReLUConvBN, SeparableConv2d, StackedSeparableConv
 
 __all__ = [
@@ -52,4 +53,5 @@ __all__ = [
     "ReLUConvBN",
     "SeparableConv2d",
     "StackedSeparableConv",
+    "init_he_fan_out",
 ]

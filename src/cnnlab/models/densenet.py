@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..layers.dense import DenseBlock, Transition, check_drop_rate, compressed_channels
+from ..layers.weight_init import init_he_fan_out
 from ..registry import Paper, register_model
 from ._base import ClassifierModel
 
@@ -43,14 +44,7 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
 def _init_weights(model: nn.Module) -> None:
     # The authors' Torch code (after fb.resnet.torch): He-normal convs with fan_out, BN
     # scale 1 / shift 0, zero classifier bias.
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.zeros_(module.bias)
+    init_he_fan_out(model, zero_linear_bias=True)
 
 
 class DenseNet(ClassifierModel):

@@ -31,6 +31,7 @@ from torch import nn
 from ..errors import CnnlabError
 from ..layers import ConvNormActSequential
 from ..layers.inverted_residual import MBConv, make_divisible
+from ..layers.weight_init import init_he_fan_out
 from ..registry import Paper, register_model
 from ._base import ClassifierModel
 
@@ -194,18 +195,11 @@ def scale_stages(width: float, depth: float, stages: tuple[StageConfig, ...] = B
 def _init_weights(model: nn.Module) -> None:
     # He init (fan_out) for convolutions; the classifier uniform in +-1/sqrt(outputs),
     # the reference implementation's dense initialiser.
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            bound = 1.0 / math.sqrt(module.out_features)
-            nn.init.uniform_(module.weight, -bound, bound)
-            nn.init.zeros_(module.bias)
+    def uniform_by_outputs(weight: torch.Tensor) -> None:
+        bound = 1.0 / math.sqrt(weight.shape[0])
+        nn.init.uniform_(weight, -bound, bound)
+
+    init_he_fan_out(model, linear_weight=uniform_by_outputs)
 
 
 class EfficientNet(ClassifierModel):

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..layers.fractal import FractalBlock
+from ..layers.weight_init import init_he_fan_out
 from ..registry import Paper, register_model
 from ._base import ClassifierModel
 
@@ -42,14 +43,7 @@ CIFAR_DROP_RATES = (0.0, 0.1, 0.2, 0.3, 0.4)
 def _init_weights(model: nn.Module) -> None:
     # The authors used Caffe's Xavier; the house default (He init, fan_out) suits the
     # ReLUs after every conv and BN keeps both well scaled.
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.zeros_(module.bias)
+    init_he_fan_out(model, zero_linear_bias=True)
 
 
 class FractalNet(ClassifierModel):

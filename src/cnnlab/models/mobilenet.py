@@ -19,6 +19,7 @@ from ..errors import CnnlabError
 from ..layers import ConvNormAct, ConvNormActSequential
 from ..layers.inverted_residual import InvertedResidual, make_divisible
 from ..layers.separable import DepthwiseSeparableConv
+from ..layers.weight_init import init_he_fan_out
 from ..registry import Paper, register_model
 from ._base import ClassifierModel
 
@@ -68,17 +69,7 @@ def _check_multiplier(value: float, name: str, symbol: str, examples: str) -> fl
 def _init_weights(model: nn.Module) -> None:
     # He init (fan_out) for convolutions as in the MobileNet reference implementations,
     # unit BN, and a small normal init for the classifier so the first logits are near zero.
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, 0.0, 0.01)
-            nn.init.zeros_(module.bias)
+    init_he_fan_out(model, linear_weight=lambda weight: nn.init.normal_(weight, 0.0, 0.01))
 
 
 class MobileNetV1(ClassifierModel):

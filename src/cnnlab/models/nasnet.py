@@ -21,6 +21,7 @@ from ..errors import CnnlabError
 from ..layers import ConvNormAct
 from ..layers.dropout import DropPath
 from ..layers.nas_cells import NAS_BN_EPS, FactorizedReduction, NasPool, ReLUConvBN, StackedSeparableConv
+from ..layers.weight_init import init_he_fan_out
 from ..registry import Paper, register_model
 from ._base import ClassifierModel
 
@@ -169,14 +170,7 @@ class NasNetCell(nn.Module):
 
 def _init_weights(model: nn.Module) -> None:
     # He initialisation with fan_out, the variance scaling of the authors' TF-slim code.
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.zeros_(module.bias)
+    init_he_fan_out(model, zero_linear_bias=True)
 
 
 class NASNet(ClassifierModel):

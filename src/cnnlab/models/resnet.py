@@ -22,6 +22,7 @@ from ..layers import (
     get_activation,
     get_norm,
 )
+from ..layers.weight_init import init_he_fan_out
 from ..registry import Paper, register_model
 from ._base import ClassifierModel
 
@@ -70,14 +71,8 @@ def _check_layers(layers: Sequence[int], stages: int) -> tuple[int, ...]:
 
 def _init_weights(model: nn.Module) -> None:
     # He et al. 2015 ("Delving deep into rectifiers") init, as the ResNet paper and
-    # torchvision: fan_out keeps the backward signal's variance constant through ReLUs.
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
-            if module.weight is not None:
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+    # torchvision; the classifier keeps PyTorch's default.
+    init_he_fan_out(model)
 
 
 class ResNet(ClassifierModel):
