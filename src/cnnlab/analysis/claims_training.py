@@ -23,7 +23,6 @@ import functools
 import inspect
 import math
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CnnlabError
+from ..train.report import save_figure
 from .claims import LESSON, SLIDES_2025, claim
 
 _Result = TypeVar("_Result")
@@ -487,14 +487,7 @@ def plot_initialization_study(path: str | os.PathLike, runs: Sequence[tuple[str,
     figure.suptitle("Weight initialisation: activation scale through depth")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.png")
-    try:
-        figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
+    return save_figure(figure, path)
 
 
 def write_claim_figures(directory: str | os.PathLike) -> list[Path]:

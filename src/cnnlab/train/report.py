@@ -144,6 +144,12 @@ def plot_curves(path: str | os.PathLike, history: list[dict], title: str = "") -
     if title:
         figure.suptitle(title)
     figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure as PNG atomically (temp file + rename): a reader never sees half a file."""
+    path = Path(path)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.png")
     try:
         figure.savefig(temporary, format="png")
