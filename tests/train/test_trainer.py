@@ -6,7 +6,9 @@ import threading
 
 import pytest
 import torch
+from torch import nn
 
+from cnnlab import create_model
 from cnnlab.cli import main
 from cnnlab.data import InMemoryLoader
 from cnnlab.errors import CnnlabError
@@ -342,3 +344,60 @@ def test_a_run_without_validation_split_reports_no_best_val(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert report["test_top1"] > 0
     assert "test: top-1" in printed and "best val" not in printed
+
+
+def test_a_model_with_data_dependent_init_is_set_from_the_training_images(tmp_path, monkeypatch):
+    from cnnlab.train.trainer import init_sample
+
+    root = make_tree(tmp_path / "tree", per_class=12, splits=("train", "test"), size=(32, 32))
+    config = tiny(data=str(root), model="airbench94", model_args={"widths": [8, 16, 16]}, epochs=1, batch_size=12,
+                  augment="flip", label_smoothing=0.0, warmup_epochs=0, val_fraction=0.0)
+    trainer = Trainer(config, tmp_path / "run", quiet=True)
+    sample = init_sample(trainer.train_set, trainer.config.mean, trainer.config.std)
+    assert sample.shape == (36, 3, 32, 32)  # all 36: under the pixel budget
+    assert set(trainer.train_set.labels[torch.linspace(0, 35, 36).round().long()].tolist()) == {0, 1, 2}
+    expected = create_model("airbench94", widths=[8, 16, 16], num_classes=3)
+    expected.init_from_data(sample)
+    whitening = trainer.model.whiten.conv.weight
+    assert torch.equal(whitening, expected.whiten.conv.weight)
+    trainer.fit()
+    assert torch.equal(trainer.model.whiten.conv.weight, whitening)  # fixed: training leaves it alone
+    from cnnlab.models.airbench import AirbenchNet
+
+    def must_not_run(self, images):
+        raise AssertionError("a resumed run has its weights already")
+
+    monkeypatch.setattr(AirbenchNet, "init_from_data", must_not_run)
+    resumed = Trainer.resume(tmp_path / "run", quiet=True)
+    assert torch.equal(resumed.model.whiten.conv.weight, whitening)
+    assert torch.equal(resumed.model.whiten.conv.bias, trainer.model.whiten.conv.bias)
+
+
+def test_flip_test_time_augmentation_averages_image_and_mirror(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).eval()
+    images, labels = torch.randn(16, 3, 8, 8), torch.arange(16) % 10
+    plain = evaluate(model, [(images, labels)])
+    flipped = evaluate(model, [(images, labels)], tta="flip")
+    probs = (model(images).softmax(1) + model(images.flip(-1)).softmax(1)) / 2
+    assert flipped["loss"] == pytest.approx(float(nn.functional.nll_loss(probs.log(), labels)), rel=1e-5)
+    assert flipped["top1"] == pytest.approx(100.0 * float((probs.argmax(1) == labels).float().mean()))
+    assert flipped["loss"] != pytest.approx(plain["loss"])
+    with pytest.raises(CnnlabError, match="tta"):
+        evaluate(model, [(images, labels)], tta="10crop")
+    with pytest.raises(CnnlabError, match="unknown tta"):
+        tiny(tta="mirror").validate()
+    report = train(tiny(epochs=1, tta="flip"), tmp_path / "run", quiet=True)
+    assert report["test_tta"] == "flip"
+
+
+def test_init_sample_is_spread_over_the_split_and_bounded_in_pixels():
+    from cnnlab.data.datasets import ArrayDataset
+    from cnnlab.train.trainer import init_sample
+
+    images = torch.arange(100, dtype=torch.uint8).view(-1, 1, 1, 1).expand(100, 3, 8, 8).contiguous()
+    dataset = ArrayDataset(images, torch.arange(100) % 10, [str(c) for c in range(10)], "numbers", "memory")
+    sample = init_sample(dataset, [0.0] * 3, [1 / 255] * 3, pixels=10 * 8 * 8)
+    assert sample.shape == (10, 3, 8, 8)
+    assert sample[:, 0, 0, 0].round().tolist() == [0, 11, 22, 33, 44, 55, 66, 77, 88, 99]
+    assert init_sample(dataset, [0.0] * 3, [1.0] * 3, pixels=1).shape[0] == 1

@@ -117,7 +117,7 @@ def load_run(path: str | Path, tag: str | None = None, *, device: str = "auto") 
     std = list(data.get("std") or config.std or [])
     if not mean or not std:
         raise CnnlabError(f"the run in {str(directory)!r} stores no normalisation statistics")
-    in_chans = _infer_in_chans(weights, len(mean))
+    in_chans = int(data["in_chans"]) if "in_chans" in data else _infer_in_chans(weights, len(mean))
     model = build_model(config, len(classes), in_chans)
     from ..train.checkpoint import load_into
 
@@ -128,7 +128,11 @@ def load_run(path: str | Path, tag: str | None = None, *, device: str = "auto") 
 
 
 def _infer_in_chans(weights: dict, stats_channels: int) -> int:
-    """Input channels: the first 4-d weight's second dimension (the first convolution), else the stats'."""
+    """Input channels of a run saved before its state recorded them: one per statistic when
+    there are several, else the first 4-d weight's second dimension (the first convolution,
+    in the zoo's classic models), else the statistics'."""
+    if stats_channels > 1:
+        return stats_channels
     for tensor in weights.values():
         if tensor.dim() == 4:
             return int(tensor.shape[1])

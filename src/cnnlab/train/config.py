@@ -30,6 +30,9 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle", "plateau")
 # the per-kernel launch cost that dominates small CIFAR nets on a GPU.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
+# Test-time augmentation the trainer's evaluations can do (``cnnlab eval`` has more: 10crop, multiscale).
+TRAIN_TTA_MODES = ("none", "flip")
+
 # Fields that say where and how fast a run computes, not what it computes: the only ones a
 # resumed run may change (e.g. continue a GPU run on a CPU, or turn TensorBoard on).
 RUNTIME_KEYS = ("device", "compile", "num_workers", "tensorboard", "cpu_threads")
@@ -77,6 +80,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     eval_batch_size: int | None = None  # default: 2 x batch_size
+    tta: str = "none"  # test-time augmentation of the val and test evaluations: none | flip
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.1
     momentum: float = 0.9
@@ -144,6 +148,8 @@ class TrainConfig:
             raise CnnlabError(f"num_workers must be 0 or more, got {self.num_workers}")
         if self.cpu_threads is not None:
             _positive_int("cpu_threads", self.cpu_threads)
+        if self.tta not in TRAIN_TTA_MODES:
+            raise CnnlabError(f"unknown tta {self.tta!r}; choose one of {', '.join(TRAIN_TTA_MODES)}")
         if self.schedule not in SCHEDULES:
             raise CnnlabError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if not 0 <= self.val_fraction < 1:

@@ -41,7 +41,7 @@ from ..errors import CnnlabError
 from ..registry import create_model, model_info
 from .checkpoint import (BEST, LAST, STATE_SUFFIX, WEIGHTS_SUFFIX, checkpoint_tags, load_checkpoint,
                          restore_rng_state)
-from .config import RUNTIME_KEYS, TrainConfig, load_recipe, to_yaml
+from .config import RUNTIME_KEYS, TRAIN_TTA_MODES, TrainConfig, load_recipe, to_yaml
 from .init import init_weights
 from .logger import RunLogger
 from .optim import build_optimizer, scaled_lr
@@ -114,6 +114,31 @@ def build_model(config: TrainConfig, num_classes: int, in_chans: int) -> nn.Modu
     if config.init != "default" or config.zero_init_residual:
         init_weights(model, config.init, std=config.init_std, zero_init_residual=config.zero_init_residual)
     return model
+
+
+INIT_SAMPLE_PIXELS = 5000 * 32 * 32  # 5,000 CIFAR-sized images; fewer when they are larger
+
+
+def init_sample(dataset, mean, std, pixels: int = INIT_SAMPLE_PIXELS) -> torch.Tensor:
+    """Training images (before augmentation), normalised: what a model's ``init_from_data`` sees.
+
+    As many images as fit in ``pixels`` (5,000 at 32x32), evenly spaced through the split,
+    so that a class-ordered folder gives every class."""
+    images = getattr(dataset, "images", None)
+    first = images[0] if isinstance(images, torch.Tensor) else dataset.load_image(0)
+    count = max(1, min(len(dataset), pixels // (first.shape[-2] * first.shape[-1])))
+    indices = torch.linspace(0, len(dataset) - 1, count).round().long()
+    if isinstance(images, torch.Tensor):
+        batch = images[indices]
+    else:
+        loaded = [dataset.load_image(int(index)) for index in indices]
+        if len({tuple(image.shape) for image in loaded}) > 1:
+            raise CnnlabError("this model initialises itself from training images, which here have different "
+                              "sizes; set image_size (e.g. --set image_size=32)")
+        batch = torch.stack(loaded)
+    mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (batch.float() / 255 - mean) / std
 
 
 def _split_or_none(load, split: str):
@@ -210,34 +235,46 @@ class _StreamingBatches:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterator, *, device_type: str = "cpu", precision: Precision | None = None,
-             num_classes: int | None = None) -> dict:
+             num_classes: int | None = None, tta: str = "none") -> dict:
     """Loss (mean cross-entropy), top-1 and top-5 accuracy (percent) of ``model`` over ``batches``.
 
     Lecture idea (batch normalisation at test time): the model is put in eval mode, so BN
     uses its running statistics and dropout is off, and every image's prediction depends on
     that image alone, not on the batch it comes in. The model's mode is restored afterwards.
-    Top-5 is ``None`` for fewer than 10 classes.
+    Top-5 is ``None`` for fewer than 10 classes. ``tta="flip"`` averages the class
+    probabilities of each image and its mirror image (test-time augmentation), as
+    ``cnnlab eval --tta flip`` does; the loss is then that of the averaged probabilities.
     """
+    if tta not in TRAIN_TTA_MODES:
+        raise CnnlabError(f"tta must be one of {', '.join(TRAIN_TTA_MODES)}, got {tta!r}")
     was_training = model.training
     model.eval()
     loss_sum = correct1 = correct5 = None
     count = 0
     try:
         for images, labels in batches:
-            with (autocast_context(device_type, precision) if precision is not None else contextlib.nullcontext()):
-                logits = model(images)
-            if isinstance(logits, (tuple, list)):
-                logits = logits[0]
-            logits = logits.float()
-            loss = F.cross_entropy(logits, labels, reduction="sum")
-            c1 = top_k_correct(logits, labels, 1)
-            c5 = top_k_correct(logits, labels, 5)
+            # One forward pass per view (not one of a stacked batch, as tta_predict does) keeps
+            # the batch's channels-last layout.
+            views = [images, images.flip(-1)] if tta == "flip" else [images]
+            outputs = []
+            for view in views:
+                with (autocast_context(device_type, precision) if precision is not None else contextlib.nullcontext()):
+                    logits = model(view)
+                outputs.append((logits[0] if isinstance(logits, (tuple, list)) else logits).float())
+            if len(outputs) == 1:
+                log_probs = F.log_softmax(outputs[0], dim=1)
+            else:
+                probs = torch.stack([F.softmax(out, dim=1) for out in outputs]).mean(dim=0)
+                log_probs = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+            loss = F.nll_loss(log_probs, labels, reduction="sum")
+            c1 = top_k_correct(log_probs, labels, 1)
+            c5 = top_k_correct(log_probs, labels, 5)
             loss_sum = loss if loss_sum is None else loss_sum + loss
             correct1 = c1 if correct1 is None else correct1 + c1
             correct5 = c5 if correct5 is None else correct5 + c5
             count += labels.shape[0]
             if num_classes is None:
-                num_classes = logits.shape[1]
+                num_classes = log_probs.shape[1]
     finally:
         model.train(was_training)
     if count == 0:
@@ -356,6 +393,10 @@ class Trainer:
         state = self._resume_state
         if state is not None:
             load_checkpoint(self.out_dir, LAST, model=self.model)  # strict: same architecture
+        elif hasattr(self.model, "init_from_data"):
+            # Data-dependent initialisation (airbench's patch whitening): from the training images,
+            # normalised as the model will see them; a resumed run has these weights already.
+            self.model.init_from_data(init_sample(self.train_set, self.config.mean, self.config.std).to(self.device))
         self.lr = scaled_lr(config.lr, config.batch_size, config.reference_batch) if config.scale_lr else config.lr
         self.optimizer = build_optimizer(
             self.model, config.optimizer, self.lr, momentum=config.momentum, nesterov=config.nesterov,
@@ -477,7 +518,7 @@ class Trainer:
             "best": self.best,
             "wall_seconds": self._wall_before + (time.perf_counter() - self._started),
             "data": {"mean": self.config.mean, "std": self.config.std, "num_classes": self.num_classes,
-                     "classes": list(self.train_set.classes)},
+                     "in_chans": self.in_chans, "classes": list(self.train_set.classes)},
         }
 
     def _load_state(self, state: dict) -> None:
@@ -666,7 +707,7 @@ class Trainer:
         if batches is None:
             return None
         return evaluate(self.forward, batches.epoch(0), device_type=self.device.type, precision=self.precision,
-                        num_classes=self.num_classes)
+                        num_classes=self.num_classes, tta=self.config.tta)
 
     # ------------------------------------------------------------------ interruption
 
@@ -729,6 +770,7 @@ class Trainer:
             "test_top1": test["top1"] if test else None,
             "test_top5": test["top5"] if test else None,
             "test_split": test_split if test else None,
+            "test_tta": config.tta,
             "test_weights": "last (the weights after the final epoch)",
             "wall_seconds": wall,
             "images_per_second": speeds[len(speeds) // 2] if speeds else None,  # median over epochs
