@@ -12,6 +12,7 @@ from cnnlab.train import precision as precision_module
 SKYLAKE = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 avx512f avx512dq avx512bw avx512_vnni\n\n"
 COOPER_LAKE = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n\n"
 SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu avx512f amx_tile amx_int8\n\n"
+HASWELL = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n\n"
 
 
 @pytest.fixture
@@ -32,11 +33,21 @@ def gpu(monkeypatch):
 
 
 def test_cpu_without_native_bf16_trains_in_fp32(cpuinfo):
-    cpuinfo(SKYLAKE)  # avx512f alone (like the development machine) is not enough
+    cpuinfo(SKYLAKE)  # avx512f alone (like the development machine) is not enough for bf16...
     precision = resolve_precision("cpu")
+    # ...but its oneDNN convolutions are faster channels-last in fp32 too
     assert (precision.name, precision.autocast_dtype, precision.use_grad_scaler, precision.channels_last) == (
-        "fp32", None, False, False)
-    assert "lacks native bf16" in precision.reason
+        "fp32", None, False, True)
+    assert "lacks native bf16" in precision.reason and "channels_last (auto)" in precision.reason
+
+
+def test_cpus_without_avx512_stay_channels_first(cpuinfo):
+    cpuinfo(HASWELL)  # not measured there: the usual layout
+    precision = resolve_precision("cpu")
+    assert (precision.name, precision.channels_last) == ("fp32", False)
+    assert "channels_first (auto)" in precision.reason
+    cpuinfo(None)
+    assert resolve_channels_last("cpu") is False
 
 
 @pytest.mark.parametrize("text,flag", [(COOPER_LAKE, "avx512_bf16"), (SAPPHIRE_RAPIDS, "amx_tile")])
@@ -84,7 +95,7 @@ def test_explicit_requests_and_overrides(cpuinfo):
     assert "emulated" in precision.reason
     assert resolve_precision("cpu", "float16").use_grad_scaler
     assert resolve_precision("mps").name == "fp32"
-    assert resolve_channels_last("cpu") is False and resolve_channels_last("cpu", True) is True
+    assert resolve_channels_last("cpu") is True and resolve_channels_last("cpu", False) is False
     assert json.loads(json.dumps(precision.as_dict()))["autocast_dtype"] == "bfloat16"
 
 
