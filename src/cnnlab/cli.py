@@ -334,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              ".safetensors file in one")
     evaluate.add_argument("--tag", help="which checkpoint of the run: last, best, ... (default: best, else last)")
     evaluate.add_argument("--data", help="data set to evaluate on (default: the run's own)")
-    evaluate.add_argument("--split", default="test", choices=("test", "val"), help="which split (default test)")
+    evaluate.add_argument("--split", default="test", choices=("test", "val", "train"),
+                          help="which split (default test; train: the run's training images, unaugmented)")
     evaluate.add_argument("--tta", default="none", choices=("none", "flip", "10crop", "multiscale"),
                           help="test-time augmentation (default none; 10crop pads by the training crop padding)")
     evaluate.add_argument("--batch-size", dest="batch_size", type=int,

@@ -58,6 +58,24 @@ def test_eval_defaults_to_best_and_writes_into_the_run(run_dir, capsys):
     assert (run_dir / "eval_val.json").is_file() and (run_dir / "confusion_val.png").is_file()
 
 
+def test_eval_on_the_training_split(run_dir, tmp_path, capsys):
+    """--split train: the run's own training part (the held-out val images excluded), unaugmented."""
+    from cnnlab.data import InMemoryLoader, load_dataset
+    from cnnlab.eval import load_run
+    from cnnlab.train import evaluate
+
+    result = _json(capsys, ["eval", str(run_dir), "--tag", "last", "--split", "train", "--out", str(tmp_path),
+                            "--json"])
+    assert result["split"] == "train" and result["images"] == 1293  # 1,437 digits less 144 held out
+    assert (tmp_path / "eval_train.json").is_file() and (tmp_path / "confusion_train.png").is_file()
+
+    run = load_run(run_dir, "last", device="cpu")
+    train = load_dataset("digits", "train", val_fraction=run.config.val_fraction, seed=run.config.split_seed,
+                         image_size=run.config.image_size)
+    direct = evaluate(run.model, InMemoryLoader.from_dataset(train, 256, shuffle=False, mean=run.mean, std=run.std))
+    assert result["top1"] == pytest.approx(direct["top1"], abs=1e-9)
+
+
 def test_eval_with_tta(run_dir, tmp_path, capsys):
     flip = _json(capsys, ["eval", str(run_dir), "--tta", "flip", "--out", str(tmp_path), "--json"])
     assert flip["tta"] == "flip" and 0 <= flip["top1"] <= 100

@@ -208,6 +208,16 @@ def test_schedule_epochs_become_steps_and_default_out_dir(tmp_path, monkeypatch)
     assert plateau.plateau is not None
 
 
+def test_one_cycle_momentum_cycles_unless_told_to_keep_the_configs(tmp_path):
+    cycling = Trainer(tiny(schedule="onecycle", warmup_epochs=0, momentum=0.8), tmp_path / "c", quiet=True)
+    assert cycling.optimizer.param_groups[0]["momentum"] == pytest.approx(0.95)  # Smith's 0.95 -> 0.85 -> 0.95
+    fixed = Trainer(tiny(schedule="onecycle", warmup_epochs=0, momentum=0.8, cycle_momentum=False),
+                    tmp_path / "f", quiet=True)
+    fixed.fit()
+    assert all(group["momentum"] == 0.8 for group in fixed.optimizer.param_groups)
+    assert fixed.schedule.config["cycle_momentum"] is False
+
+
 def test_regularisation_overrides_reach_the_model(tmp_path):
     trainer = Trainer(tiny(model="resnet20", drop_path_rate=0.1, init="kaiming",
                            model_args={"widths": [4, 8, 16]}), tmp_path, quiet=True)

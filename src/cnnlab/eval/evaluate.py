@@ -34,8 +34,12 @@ from torch import nn
 from ..errors import CnnlabError
 from .tta import RESNET_TEST_SCALES, TTA_MODES, tta_predict
 
-__all__ = ["LoadedRun", "MULTISCALE_MIN_SIZE", "evaluate_run", "load_run", "plot_confusion", "predict_images",
+__all__ = ["EVAL_SPLITS", "LoadedRun", "MULTISCALE_MIN_SIZE", "evaluate_run", "load_run", "plot_confusion", "predict_images",
            "write_eval"]
+
+#: The splits a run can be evaluated on. ``train`` is the run's own training part (without
+#: the images it held out for validation), unaugmented: the lectures' train-vs-test gap.
+EVAL_SPLITS = ("test", "val", "train")
 
 #: The smallest model input for which ``multiscale`` TTA makes sense (the smallest ResNet test scale).
 MULTISCALE_MIN_SIZE = min(RESNET_TEST_SCALES)
@@ -215,15 +219,16 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
                  batch_size: int | None = None) -> dict:
     """Evaluate ``run`` on ``split`` of its own data set (or ``data``): loss, top-1, top-5 (for 10
     or more classes, as the trainer's report), per-class accuracy and the confusion matrix
-    (rows: true class, columns: predicted class). See the module docstring for ``tta``."""
+    (rows: true class, columns: predicted class). ``split`` is one of :data:`EVAL_SPLITS`.
+    See the module docstring for ``tta``."""
     from ..data import parse_augment
     from ..train.precision import autocast_context, resolve_precision
     from ..train.trainer import top_k_correct
 
     if tta not in TTA_MODES:
         raise CnnlabError(f"unknown TTA mode {tta!r}; choose one of {', '.join(TTA_MODES)}")
-    if split not in ("test", "val"):
-        raise CnnlabError(f"--split must be test or val, got {split!r}")
+    if split not in EVAL_SPLITS:
+        raise CnnlabError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
     config = run.config
     batch_size = batch_size or config.eval_batch_size or 2 * config.batch_size
     if batch_size <= 0:

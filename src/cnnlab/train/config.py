@@ -99,6 +99,9 @@ class TrainConfig:
     pct_start: float = 0.3  # one-cycle: fraction of the steps spent rising
     div_factor: float = 25.0  # one-cycle: start at lr / div_factor
     final_div_factor: float = 1e4  # one-cycle: end at lr / (div_factor x final_div_factor)
+    # one-cycle: momentum (AdamW: beta1) cycles 0.95 -> 0.85 -> 0.95 against the lr, as in
+    # Smith's policy; false keeps `momentum` (or betas) fixed for the whole run
+    cycle_momentum: bool = True
     plateau_patience: int = 5  # plateau: epochs without improvement of the val loss before lr *= gamma
     plateau_threshold: float = 1e-4
     label_smoothing: float = 0.0

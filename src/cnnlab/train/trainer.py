@@ -498,7 +498,7 @@ class Trainer:
             self.optimizer, config.schedule, total, warmup_steps=warmup,
             warmup_start_factor=config.warmup_start_factor, milestones=milestones or None, gamma=config.gamma,
             min_lr=config.min_lr, pct_start=config.pct_start, div_factor=config.div_factor,
-            final_div_factor=config.final_div_factor)
+            final_div_factor=config.final_div_factor, cycle_momentum=config.cycle_momentum)
 
     # ------------------------------------------------------------------ state
 
