@@ -77,9 +77,18 @@ class PatchWhitening(nn.Module):
         if images.dim() != 4 or images.shape[1] * self.patch_size ** 2 != self.dims:
             raise CnnlabError(f"patch whitening needs images N x {self.dims // self.patch_size ** 2} x H x W, "
                               f"got shape {tuple(images.shape)}")
-        patches = self.patches(images.detach().to(torch.float64))
-        centred = patches - patches.mean(dim=0)
-        covariance = centred.T @ centred / centred.shape[0]
+        # The patch covariance, accumulated in float64 over chunks of images: all 2x2 patches
+        # of 5,000 CIFAR images at once would be ~0.5 GB (twice that once centred).
+        total = torch.zeros(self.dims, dtype=torch.float64)
+        outer = torch.zeros(self.dims, self.dims, dtype=torch.float64)
+        count = 0
+        for chunk in images.detach().split(256):
+            patches = self.patches(chunk.to(torch.float64))
+            total += patches.sum(dim=0)
+            outer += patches.T @ patches
+            count += patches.shape[0]
+        mean = total / count
+        covariance = outer / count - torch.outer(mean, mean)
         eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
         filters = eigenvectors.T / torch.sqrt(eigenvalues.clamp_min(0) + self.eps)[:, None]
         filters = filters.reshape(self.dims, -1, self.patch_size, self.patch_size)
