@@ -133,3 +133,34 @@ def test_zoo_table_is_public_and_has_the_comparison_columns():
     assert b7["input_size"] == [3, 600, 600] and b7["year"] == 2019
     assert b7["params"] == 66_347_960 and 37e9 < b7["macs"] < 38.5e9
     assert b7["weight_layers"] > 0 and b7["reference_top1"] and b7["reference_source"]
+
+
+def test_zoo_rows_are_cached_by_source_and_torch_version(tmp_path, monkeypatch):
+    from cnnlab.analysis import zoo
+
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path))
+    first = zoo.zoo_table("resnet[25]0")
+    assert [r["name"] for r in first] == ["resnet20", "resnet50"] and first[1]["params"] == 25_557_032
+    [cache_file] = (tmp_path / "zoo").glob("zoo-*.json")
+    assert sorted(json.loads(cache_file.read_text())) == ["resnet20", "resnet50"]
+
+    traced = []
+    real_summarize = zoo.summarize
+    monkeypatch.setattr(zoo, "summarize", lambda name: traced.append(name) or real_summarize(name))
+    assert zoo.zoo_table("resnet[25]0") == first and traced == []  # read back, not traced
+    assert zoo.zoo_table("resnet[25]0", cache=False) == first and traced == ["resnet20", "resnet50"]
+
+    traced.clear()  # models registered by user code are never taken from the cache
+    monkeypatch.setattr(zoo, "_is_shipped", lambda name: name != "resnet50")
+    assert zoo.zoo_table("resnet[25]0") == first and traced == ["resnet50"]
+
+    traced.clear()  # another torch (or another cnnlab source) is another cache file
+    monkeypatch.setattr(torch, "__version__", "0.0.0-other")
+    assert zoo.zoo_table("resnet20") == first[:1] and traced == ["resnet20"]
+    assert len(list((tmp_path / "zoo").glob("zoo-*.json"))) == 2
+
+    cache_file.write_text("{half a file")  # unreadable: recomputed and rewritten, no error
+    monkeypatch.undo()
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path))
+    assert zoo.zoo_table("resnet[25]0") == first
+    assert sorted(json.loads(cache_file.read_text())) == ["resnet20", "resnet50"]
