@@ -72,17 +72,31 @@ def _draw_device(generator: torch.Generator | None) -> torch.device:
     return generator.device if generator is not None else torch.device("cpu")
 
 
+def _to_device(values: Tensor, device) -> Tensor:
+    """Move drawn parameters to ``device``; to a GPU through pinned memory, without waiting.
+
+    A plain copy from ordinary (pageable) host memory synchronises the stream: the CPU
+    would wait for the GPU to finish the previous training step before it could queue the
+    next batch's augmentation, and the GPU would then idle while the CPU queued it.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and values.device.type == "cpu":
+        return values.pin_memory().to(device, non_blocking=True)
+    return values.to(device)
+
+
 def _uniform(n: int, generator, device, low: float = 0.0, high: float = 1.0) -> Tensor:
     """``n`` draws from U[low, high) as float64 on ``device``."""
     u = torch.rand(n, generator=generator, device=_draw_device(generator), dtype=torch.float64)
-    return (low + (high - low) * u).to(device)
+    return _to_device(low + (high - low) * u, device)
 
 
 def _randint(n: int, high: Tensor | int, generator, device) -> Tensor:
     """``n`` integers uniform in [0, high) where ``high`` may differ per sample (>= 1)."""
-    u = torch.rand(n, generator=generator, device=_draw_device(generator), dtype=torch.float64).to(device)
-    high_t = torch.as_tensor(high, device=device)
-    return torch.minimum((u * high_t).long(), high_t.long() - 1)
+    u = _to_device(torch.rand(n, generator=generator, device=_draw_device(generator), dtype=torch.float64), device)
+    if not isinstance(high, Tensor):  # a plain bound needs no tensor (and no copy to the GPU)
+        return (u * high).long().clamp_(max=int(high) - 1)
+    return torch.minimum((u * high).long(), high.long() - 1)
 
 
 def _beta(n: int, alpha: float, generator, device) -> Tensor:
@@ -90,7 +104,7 @@ def _beta(n: int, alpha: float, generator, device) -> Tensor:
     seeded from ``generator``, draws them (still reproducible from the one seed)."""
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=_draw_device(generator)).item())
     lam = np.random.default_rng(seed).beta(alpha, alpha, size=n)
-    return torch.as_tensor(lam, dtype=torch.float64, device=device)
+    return _to_device(torch.as_tensor(lam, dtype=torch.float64), device)
 
 
 def _bernoulli(n: int, p: float, generator, device) -> Tensor:
@@ -660,7 +674,8 @@ def _fill_holes(images: Tensor, keep: Tensor, fill: str | float) -> Tensor:
             value = value.round()
         value = value.to(images.dtype)
     else:
-        value = torch.tensor(float(fill), device=images.device).to(images.dtype)
+        # torch.full fills on the device; torch.tensor would copy the value from the host (a sync on GPUs)
+        value = torch.full((), float(fill), device=images.device).to(images.dtype)
     return torch.where(keep.bool(), images, value)
 
 
@@ -787,7 +802,7 @@ class Mixup(TargetAugmentation):
         device = images.device
         lam = _beta(n, self.alpha, generator, device)
         lam = torch.where(_bernoulli(n, self.p, generator, device), lam, torch.ones_like(lam))
-        perm = torch.randperm(n, generator=generator, device=_draw_device(generator)).to(device)
+        perm = _to_device(torch.randperm(n, generator=generator, device=_draw_device(generator)), device)
         x = _to_float(images)
         lam_x = lam.to(x.dtype).view(n, 1, 1, 1)
         mixed = torch.lerp(x.index_select(0, perm), x, lam_x)  # lam * x + (1 - lam) * partner
@@ -831,7 +846,7 @@ class CutMix(TargetAugmentation):
         n, _, h, w = images.shape
         device = images.device
         boxes = self.sample_boxes(n, h, w, generator, device)
-        perm = torch.randperm(n, generator=generator, device=_draw_device(generator)).to(device)
+        perm = _to_device(torch.randperm(n, generator=generator, device=_draw_device(generator)), device)
         y1, y2, x1, x2 = boxes.unbind(1)
         rows = torch.arange(h, device=device)
         cols = torch.arange(w, device=device)
