@@ -34,8 +34,8 @@ from torch import nn
 from ..errors import CnnlabError
 from .tta import RESNET_TEST_SCALES, TTA_MODES, tta_predict
 
-__all__ = ["EVAL_SPLITS", "LoadedRun", "MULTISCALE_MIN_SIZE", "evaluate_run", "load_run", "plot_confusion", "predict_images",
-           "write_eval"]
+__all__ = ["EVAL_SPLITS", "LoadedRun", "MULTISCALE_MIN_SIZE", "evaluate_run", "load_run", "plot_confusion",
+           "predict_images", "write_eval"]
 
 #: The splits a run can be evaluated on. ``train`` is the run's own training part (without
 #: the images it held out for validation), unaugmented: the lectures' train-vs-test gap.

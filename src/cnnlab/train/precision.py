@@ -108,7 +108,7 @@ def resolve_channels_last(device, requested: bool | str = "auto") -> bool:
         return True
     if kind == "cpu":
         flags = _cpu_flags() or set()
-        return cpu_native_bf16()[0] or any(flag in flags for flag in _CPU_NHWC_FLAGS)
+        return any(flag in flags for flag in _CPU_BF16_FLAGS + _CPU_NHWC_FLAGS)
     return False
 
 
