@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 
 import torch
 
 from ..registry import list_models, model_info
+from ..train.report import _atomic_write_text
 from .summary import summarize
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -92,15 +91,10 @@ def _read_cache(path: Path | None) -> dict[str, dict]:
 
 
 def _write_cache(path: Path, rows: dict[str, dict]) -> None:
-    # Written beside the target and renamed over it; a cache that cannot be written (a
-    # read-only home) only costs the time of computing the rows next time.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    # Atomic (temporary file + rename); a cache that cannot be written (a read-only home)
+    # only costs the time of computing the rows next time.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(rows), encoding="utf-8")
-        os.replace(temporary, path)
+        _atomic_write_text(path, json.dumps(rows))
     except OSError:
         pass
-    finally:
-        if temporary.exists():
-            temporary.unlink()
