@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write_text
 from ..registry import list_models, model_info
-from ..train.report import _atomic_write_text
 from .summary import summarize
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +95,6 @@ def _write_cache(path: Path, rows: dict[str, dict]) -> None:
     # only costs the time of computing the rows next time.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(path, json.dumps(rows))
+        atomic_write_text(path, json.dumps(rows))
     except OSError:
         pass

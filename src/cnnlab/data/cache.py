@@ -20,7 +20,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write
 from .policy import DataWarning
 
 CACHE_FORMAT = 1
@@ -117,18 +117,7 @@ def write_cache(path: Path, key: str, data: DecodedSet) -> None:
         "crc32": json.dumps({name: _crc(t) for name, t in tensors.items()}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata=metadata)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a cache is as readable as its source
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
 
 
 class _Invalid(Exception):

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import CnnlabError
 
 
@@ -32,21 +31,20 @@ def download(url: str, destination: Path, md5: str, *, timeout: float = 60.0, qu
     destination.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print(f"downloading {url} to {destination}", file=sys.stderr)
-    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
     digest = hashlib.md5(usedforsecurity=False)
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+
+    def fetch(temporary: str) -> None:
+        with open(temporary, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             for block in iter(lambda: response.read(1 << 20), b""):
                 digest.update(block)
                 out.write(block)
         if digest.hexdigest() != md5:
             raise CnnlabError(f"download of {url} is corrupt: MD5 {digest.hexdigest()}, expected {md5}; "
                               "try again, or download it by hand to " + str(destination))
-        os.replace(temporary, destination)
+
+    try:
+        atomic_write(destination, fetch)
     except (urllib.error.URLError, OSError, TimeoutError) as error:
         raise CnnlabError(f"cannot download {url} ({getattr(error, 'reason', error)}); without network access, "
                           f"copy the file by hand to {destination}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return destination

@@ -22,13 +22,14 @@ import random
 import re
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import atomic_write_all
 from ..errors import CnnlabError
 from ..weights import load_state_dict_strict
 
@@ -102,63 +103,6 @@ def restore_rng_state(state: Mapping) -> None:
         saved = list(state["cuda"])
         for device in range(min(len(saved), torch.cuda.device_count())):
             torch.cuda.set_rng_state(saved[device].cpu(), device)
-
-
-# ---------------------------------------------------------------- atomic files
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename itself must reach the disk, or a power cut can still undo it (POSIX only).
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _write_temporary(path: Path, write: Callable[[str], None]) -> Path:
-    """Write the future ``path`` through ``write(temporary)`` into a hidden file beside it, synced to disk."""
-    # Same directory, so the final os.replace is a rename within one file system (atomic);
-    # created with open() rather than mkstemp so the file gets the usual umask permissions.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(temporary, "xb"):
-            pass
-        write(str(temporary))
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-    except BaseException:
-        _remove(temporary)
-        raise
-    return temporary
-
-
-def _atomic_write_all(writers: list[tuple[Path, Callable[[str], None]]]) -> None:
-    """Write every file completely to a temporary first, then rename them all into place.
-
-    A failure or crash while writing (the slow part) leaves every old file untouched; only
-    a crash between the renames, microseconds apart, can leave a mixed set.
-    """
-    temporaries: list[Path] = []
-    try:
-        for path, write in writers:
-            temporaries.append(_write_temporary(path, write))
-        for (path, _), temporary in zip(writers, temporaries):
-            os.replace(temporary, path)
-    except BaseException:
-        for temporary in temporaries:
-            _remove(temporary)
-        raise
-    _fsync_directory(writers[0][0].parent)
 
 
 # ---------------------------------------------------------------- what may go into the state file
@@ -259,7 +203,7 @@ def save_checkpoint(directory: str | os.PathLike, tag: str, model: nn.Module, st
     # Should a crash fall between the two renames, the ids disagree and load_checkpoint
     # says so; each file on its own is always complete.
     try:
-        _atomic_write_all([
+        atomic_write_all([
             (weights_path, lambda path: save_file(weights, path, metadata=metadata)),
             (state_path, lambda path: torch.save(payload, path)),
         ])

@@ -15,6 +15,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..atomic import atomic_write_text
 from ..errors import CnnlabError
 from .checkpoint import save_checkpoint
 from .report import plot_curves, write_json, write_metrics_csv
@@ -150,10 +151,8 @@ class RunLogger:
 
     def write_text(self, name: str, text: str) -> None:
         if self.main:
-            from .report import _atomic_write_text
-
             self._ensure_dir()
-            _atomic_write_text(self.out_dir / name, text)
+            atomic_write_text(self.out_dir / name, text)
 
     def write_report(self, report: dict, history: list[dict], title: str) -> None:
         if not self.main:

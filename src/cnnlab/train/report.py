@@ -7,10 +7,11 @@ import json
 import math
 import os
 import platform
-import uuid
 from pathlib import Path
 
 import torch
+
+from ..atomic import atomic_write, atomic_write_text
 
 # The per-epoch columns of metrics.csv, in order. Accuracies in percent, losses in nats (the val
 # loss is plain cross-entropy, without label smoothing); lr is the learning rate at the end of
@@ -57,17 +58,6 @@ def describe_device(device: torch.device) -> dict:
     return info
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    # Written beside the target and renamed over it: a crash never leaves half a report.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
 def _clean(value):
     """JSON has no NaN/inf: they become null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -82,7 +72,7 @@ def _clean(value):
 def write_json(path: str | os.PathLike, data: dict) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     path = Path(path)
-    _atomic_write_text(path, json.dumps(_clean(data), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(_clean(data), indent=2) + "\n")
     return path
 
 
@@ -94,7 +84,7 @@ def write_metrics_csv(path: str | os.PathLike, history: list[dict]) -> Path:
     writer.writeheader()
     for row in history:
         writer.writerow({k: _format_cell(row.get(k)) for k in METRIC_COLUMNS})
-    _atomic_write_text(path, buffer.getvalue())
+    atomic_write_text(path, buffer.getvalue())
     return path
 
 
@@ -149,12 +139,4 @@ def plot_curves(path: str | os.PathLike, history: list[dict], title: str = "") -
 
 def save_figure(figure, path: str | os.PathLike) -> Path:
     """Write a matplotlib figure as PNG atomically (temp file + rename): a reader never sees half a file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.png")
-    try:
-        figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
+    return atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
