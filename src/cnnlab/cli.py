@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .errors import CnnlabError
+from .errors import CnnlabError, is_out_of_memory
 
 
 def _human(n: float) -> str:
@@ -367,6 +367,14 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args, console)
     except CnnlabError as error:
         Console(stderr=True).print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        return 2
+    except (RuntimeError, MemoryError) as error:
+        if not is_out_of_memory(error):
+            raise
+        # The trainer words its own; this covers evaluation and prediction.
+        hint = "try a smaller --batch-size" if hasattr(args, "batch_size") else "try fewer images at once"
+        Console(stderr=True).print(f"[bold red]error:[/bold red] out of memory ({str(error).splitlines()[0]}): "
+                                   f"{hint}", highlight=False)
         return 2
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")

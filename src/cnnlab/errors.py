@@ -6,3 +6,16 @@ class CnnlabError(Exception):
 
     The command-line tool prints it without a traceback and exits with status 2.
     """
+
+
+# What torch's allocators say when memory runs out: CUDA and MPS ("... out of memory"), the
+# CPU allocator ("DefaultCPUAllocator: can't allocate memory"); numpy raises MemoryError.
+_OUT_OF_MEMORY_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a device or the host running out of memory (torch.OutOfMemoryError,
+    the CPU allocator's RuntimeError, MemoryError), which a smaller batch usually cures."""
+    if isinstance(error, MemoryError):
+        return True
+    return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in _OUT_OF_MEMORY_MESSAGES)

@@ -39,3 +39,11 @@ def _restore_determinism():
     yield
     torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Runs write their data caches and data sets into a private folder, never the user's."""
+    base = tmp_path_factory.mktemp("cnnlab-home")
+    monkeypatch.setenv("CNNLAB_CACHE", str(base / "cache"))
+    monkeypatch.setenv("CNNLAB_DATA", str(base / "datasets"))

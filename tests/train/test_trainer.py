@@ -30,42 +30,13 @@ from cnnlab.train import (
 )
 
 from ..data.helpers import make_tree
+from .helpers import StopAt, tiny, weights
 
 REQUIRED_RECIPES = {"lenet5-digits", "resnet20-cifar10", "resnet32-cifar10", "resnet44-cifar10", "resnet56-cifar10",
                     "resnet110-cifar10", "plain20-cifar10", "plain56-cifar10", "fast-cifar10", "resnet50-imagenet",
                     "alexnet-imagenet"}
 REPORT_KEYS = {"model", "dataset", "epochs", "train_top1", "test_top1", "test_top5", "best_epoch", "wall_seconds",
                "images_per_second", "seed", "versions", "device", "precision", "config"}
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    base = tmp_path_factory.mktemp("cnnlab-home")
-    monkeypatch.setenv("CNNLAB_CACHE", str(base / "cache"))
-    monkeypatch.setenv("CNNLAB_DATA", str(base / "datasets"))
-
-
-def tiny(**changes) -> TrainConfig:
-    """LeNet-5 on the digits, 2 short epochs: a whole run in about a second."""
-    values = dict(epochs=2, batch_size=64, lr=0.05, schedule="cosine", warmup_epochs=0.5, deterministic=True,
-                  augment="crop(pad=2), mixup(0.4)", label_smoothing=0.1, device="cpu")
-    values.update(changes)
-    return load_recipe("lenet5-digits", **values)
-
-
-class StopAt(Callback):
-    """Raises KeyboardInterrupt, as Ctrl-C would, after optimiser step ``step``."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, trainer):
-        if trainer.step == self.step:
-            raise KeyboardInterrupt
-
-
-def weights(directory, tag="last"):
-    return load_checkpoint(directory, tag)[0]
 
 
 # ---------------------------------------------------------------------- the demo, files, CLI

@@ -34,8 +34,10 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 TRAIN_TTA_MODES = ("none", "flip")
 
 # Fields that say where and how fast a run computes, not what it computes: the only ones a
-# resumed run may change (e.g. continue a GPU run on a CPU, or turn TensorBoard on).
-RUNTIME_KEYS = ("device", "compile", "num_workers", "tensorboard", "cpu_threads")
+# resumed run may change (e.g. continue a GPU run on a CPU, or turn TensorBoard on). The
+# evaluation batch is one of them: in eval mode BN uses its running statistics, so the
+# batch size does not change what is computed.
+RUNTIME_KEYS = ("device", "compile", "num_workers", "tensorboard", "cpu_threads", "eval_batch_size")
 
 
 @dataclass
@@ -195,7 +197,28 @@ class TrainConfig:
             raise CnnlabError("give both mean and std, or neither (then they are computed on the training split)")
         if self.std is not None and min(self.std) <= 0:
             raise CnnlabError(f"std must be positive, got {self.std}")
+        self._check_with_the_builders()
         return self
+
+    def _check_with_the_builders(self) -> None:
+        """Run the builders of the optimiser, schedule and augmentation on stand-ins, and check
+        the precision and initialisation names, so that a bad name or value fails before the
+        data loads, with the builder's own message."""
+        import torch
+
+        from ..data import parse_augment
+        from .init import init_scheme_name
+        from .optim import build_optimizer
+        from .precision import precision_name
+        from .schedule import schedule_from_config
+
+        precision_name(self.precision)
+        init_scheme_name(self.init)
+        parse_augment(self.augment)
+        optimizer = build_optimizer(
+            torch.nn.Linear(1, 1), self.optimizer, self.lr, momentum=self.momentum, nesterov=self.nesterov,
+            weight_decay=self.weight_decay, betas=self.betas, no_decay_norm_and_bias=self.no_decay_norm_and_bias)
+        schedule_from_config(optimizer, self, steps_per_epoch=1000)  # any epoch length will do
 
 
 def _positive_int(name: str, value: int) -> None:

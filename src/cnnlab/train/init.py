@@ -19,6 +19,15 @@ if hasattr(nn, "RMSNorm"):
     _NORM_LAYERS = (*_NORM_LAYERS, nn.RMSNorm)
 
 
+def init_scheme_name(scheme: str) -> str:
+    """``scheme`` as one of :data:`INIT_SCHEMES` (aliases he, msra, glorot, ... accepted); raises otherwise."""
+    key = str(scheme).lower()
+    key = _ALIASES.get(key, key)
+    if key not in INIT_SCHEMES:
+        raise CnnlabError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
+    return key
+
+
 def init_weights(
     model: nn.Module,
     scheme: str = "kaiming",
@@ -54,10 +63,7 @@ def init_weights(
     """
     if not isinstance(model, nn.Module):
         raise CnnlabError(f"init_weights needs an nn.Module, got {type(model).__name__}")
-    key = str(scheme).lower()
-    key = _ALIASES.get(key, key)
-    if key not in INIT_SCHEMES:
-        raise CnnlabError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
+    key = init_scheme_name(scheme)
     if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std <= 0:
         raise CnnlabError(f"std must be a positive finite number, got {std!r}")
     if nonlinearity not in _NONLINEARITIES:

@@ -112,6 +112,15 @@ def resolve_channels_last(device, requested: bool | str = "auto") -> bool:
     return False
 
 
+def precision_name(requested: str) -> str:
+    """``requested`` as one of :data:`PRECISIONS` (aliases such as ``float16`` accepted); raises otherwise."""
+    key = str(requested).lower()
+    key = _ALIASES.get(key, key)
+    if key not in PRECISIONS:
+        raise CnnlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    return key
+
+
 def resolve_precision(device, requested: str = "auto", channels_last: bool | str = "auto") -> Precision:
     """Decide the training precision for ``device``: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
 
@@ -123,10 +132,7 @@ def resolve_precision(device, requested: str = "auto", channels_last: bool | str
     on other devices. An explicit request is honoured where torch can run it (bf16 on a
     GPU without bf16 raises). ``channels_last`` goes through :func:`resolve_channels_last`.
     """
-    key = str(requested).lower()
-    key = _ALIASES.get(key, key)
-    if key not in PRECISIONS:
-        raise CnnlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    key = precision_name(requested)
     kind = _device_type(device)
     if kind == "cuda" and not torch.cuda.is_available():
         raise CnnlabError(f"device {device!r} asked for, but CUDA is not available on this machine; use 'cpu'")

@@ -368,3 +368,24 @@ class ReduceOnPlateau:
         self._scheduler.load_state_dict(copy.deepcopy(state["scheduler"]))
         for group, lr in zip(self.optimizer.param_groups, state["lrs"]):
             group["lr"] = lr
+
+
+def schedule_from_config(optimizer: torch.optim.Optimizer, config, steps_per_epoch: int
+                         ) -> tuple[LRSchedule, ReduceOnPlateau | None]:
+    """The per-step schedule (and the per-epoch plateau decay, or ``None``) that a
+    :class:`~cnnlab.train.TrainConfig` asks for, with its epochs turned into steps."""
+    total = config.epochs * steps_per_epoch
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    if config.schedule == "plateau":
+        # Per-epoch plateau decay on the val loss, behind an optional per-step warm-up.
+        schedule = build_schedule(optimizer, "constant", total, warmup_steps=warmup,
+                                  warmup_start_factor=config.warmup_start_factor)
+        plateau = ReduceOnPlateau(optimizer, mode="min", factor=config.gamma, patience=config.plateau_patience,
+                                  threshold=config.plateau_threshold, min_lr=config.min_lr)
+        return schedule, plateau
+    milestones = [int(round(m * steps_per_epoch)) for m in config.milestones] if config.schedule == "step" else None
+    schedule = build_schedule(
+        optimizer, config.schedule, total, warmup_steps=warmup, warmup_start_factor=config.warmup_start_factor,
+        milestones=milestones or None, gamma=config.gamma, min_lr=config.min_lr, pct_start=config.pct_start,
+        div_factor=config.div_factor, final_div_factor=config.final_div_factor, cycle_momentum=config.cycle_momentum)
+    return schedule, None

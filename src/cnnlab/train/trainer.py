@@ -8,6 +8,7 @@ The loop, as a reader should be able to hold it in their head (nanoGPT's plainne
             with autocast: loss = cross_entropy(model(images), targets)
             optimizer.zero_grad(); scaler.scale(loss).backward()
             scaler.step(optimizer); scaler.update(); schedule.step()
+            stop (saving nothing) if the loss was NaN or infinite
         model.eval(); evaluate on the validation split
         plateau.step(val_loss); log the epoch; save "last" (and "best" by val top-1)
     evaluate on the test split; write report.json and curves.png
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import shutil
 import signal
 import threading
@@ -37,7 +37,7 @@ from torch import nn
 from ..data import (InMemoryLoader, channel_stats, load_dataset, parse_augment, smooth_labels,
                     soft_target_cross_entropy)
 from ..data.loader import epoch_generator
-from ..errors import CnnlabError
+from ..errors import CnnlabError, is_out_of_memory
 from ..registry import create_model, model_info
 from .checkpoint import (BEST, LAST, STATE_SUFFIX, WEIGHTS_SUFFIX, checkpoint_tags, load_checkpoint,
                          restore_rng_state)
@@ -47,12 +47,13 @@ from .logger import RunLogger
 from .optim import build_optimizer, scaled_lr
 from .precision import Precision, autocast_context, build_grad_scaler, resolve_precision
 from .report import describe_device, library_versions
-from .schedule import ReduceOnPlateau, build_schedule
+from .schedule import schedule_from_config
 from .seed import seed_everything
 
 # What a run directory holds; a directory with any of these is an earlier run.
 RUN_FILES = ("metrics.csv", "report.json", "curves.png", "config.yaml", "tensorboard")
 STATE_VERSION = 1
+FINITE_CHECK_EVERY_GPU = 50  # steps between reads of the non-finite-loss flag on a GPU
 
 
 class Callback:
@@ -335,6 +336,7 @@ class Trainer:
         self._sums = None
         self._wall_before = 0.0  # wall time of earlier sessions of this run
         self._stop_requested = False
+        self._phase = "training"  # or "evaluating": what a memory error is reported against
         self._setup()
         _remove(old_run)
         self.logger.write_text("config.yaml", to_yaml(self.config))
@@ -347,7 +349,7 @@ class Trainer:
         """Continue the run in ``out_dir`` from its ``last`` checkpoint, with its saved config.
 
         Only the runtime settings (``device``, ``compile``, ``num_workers``, ``tensorboard``,
-        ``cpu_threads``) may be changed through ``overrides``; anything else would make the
+        ``cpu_threads``, ``eval_batch_size``) may be changed through ``overrides``; anything else would make the
         continued run a different experiment, so it raises :class:`CnnlabError`.
         """
         out_dir = Path(out_dir)
@@ -380,6 +382,9 @@ class Trainer:
             torch.set_num_threads(config.cpu_threads)
         seed_everything(config.seed, deterministic=config.deterministic)
         self.device = resolve_device(config.device)
+        # How often the loop reads back whether a loss was NaN or infinite: each step costs
+        # nothing on a CPU; on a GPU each read waits for the GPU to finish, so it is batched.
+        self._finite_check_every = 1 if self.device.type == "cpu" else FINITE_CHECK_EVERY_GPU
         if self.device.type == "cuda" and not config.deterministic:
             # Every step has the same shapes, so cuDNN's autotuner pays for itself after a
             # few steps (timm and torchvision's reference scripts do the same).
@@ -478,27 +483,10 @@ class Trainer:
                               f"{config.batch_size} with drop_last; lower batch_size")
 
     def _setup_schedule(self) -> None:
-        config, steps = self.config, self.steps_per_epoch
-        total = config.epochs * steps
-        warmup = int(round(config.warmup_epochs * steps))
-        self.plateau = None
-        if config.schedule == "plateau":
-            # Per-epoch plateau decay on the val loss, behind an optional per-step warm-up.
-            if self.val_batches is None:
-                raise CnnlabError("schedule: plateau watches the validation loss, but this run has no validation "
-                                  "split; set val_fraction > 0 or choose another schedule")
-            self.schedule = build_schedule(self.optimizer, "constant", total, warmup_steps=warmup,
-                                           warmup_start_factor=config.warmup_start_factor)
-            self.plateau = ReduceOnPlateau(self.optimizer, mode="min", factor=config.gamma,
-                                           patience=config.plateau_patience, threshold=config.plateau_threshold,
-                                           min_lr=config.min_lr)
-            return
-        milestones = [int(round(m * steps)) for m in config.milestones] if config.schedule == "step" else None
-        self.schedule = build_schedule(
-            self.optimizer, config.schedule, total, warmup_steps=warmup,
-            warmup_start_factor=config.warmup_start_factor, milestones=milestones or None, gamma=config.gamma,
-            min_lr=config.min_lr, pct_start=config.pct_start, div_factor=config.div_factor,
-            final_div_factor=config.final_div_factor, cycle_momentum=config.cycle_momentum)
+        if self.config.schedule == "plateau" and self.val_batches is None:
+            raise CnnlabError("schedule: plateau watches the validation loss, but this run has no validation "
+                              "split; set val_fraction > 0 or choose another schedule")
+        self.schedule, self.plateau = schedule_from_config(self.optimizer, self.config, self.steps_per_epoch)
 
     # ------------------------------------------------------------------ state
 
@@ -554,6 +542,10 @@ class Trainer:
         optimiser step, saves that state as ``last`` (the last *completed step*; resuming
         replays the rest of the epoch exactly) and re-raises ``KeyboardInterrupt``. A second
         Ctrl-C aborts at once without saving; the previous ``last`` stays intact.
+
+        A NaN or infinite training loss, or running out of memory, raises :class:`CnnlabError`
+        naming the step or the batch size to change, and saves nothing: ``last`` and ``best``
+        keep the state of the last good epoch.
         """
         config, log = self.config, self.logger
         resumed = self._resume_state is not None
@@ -567,7 +559,7 @@ class Trainer:
         if self.epoch >= config.epochs:
             log.info(f"{self.out_dir} has already finished its {config.epochs} epochs; writing its report again")
         try:
-            with self._graceful_interrupt():
+            with self._graceful_interrupt(), self._out_of_memory_hint():
                 while self.epoch < config.epochs:
                     self._train_epoch()
                     self._end_epoch()
@@ -576,11 +568,13 @@ class Trainer:
             raise KeyboardInterrupt from None
         finally:
             log.close()
-        return self._finish()
+        with self._out_of_memory_hint():
+            return self._finish()
 
     def _train_epoch(self) -> None:
         config, log = self.config, self.logger
         self.model.train()
+        self._phase = "training"
         if self._sums is None:
             self._sums = {"loss": 0.0, "correct": 0.0, "images": 0.0, "seconds": 0.0}
         loss_sum = torch.zeros((), device=self.device)
@@ -589,6 +583,10 @@ class Trainer:
         log.start_epoch(self.epoch + 1, config.epochs, self.steps_per_epoch, self.batch)
         started = time.perf_counter()
         batches = self.train_batches.epoch(self.epoch, skip=self.batch)
+        # The first step of this stretch whose loss was NaN or infinite (-1: none yet). It stays
+        # on the device and is read every step on a CPU, every few steps on a GPU (reading it
+        # there waits for the GPU), and always before anything is saved.
+        first_bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
         while self.batch < self.steps_per_epoch:
             try:
                 images, targets = next(batches)
@@ -611,6 +609,10 @@ class Trainer:
             self.schedule.step()
             self.step += 1
             self.batch += 1
+            first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss.detach()), self.step,
+                                         first_bad_step)
+            if self.step % self._finite_check_every == 0:
+                self._stop_if_diverged(first_bad_step)
 
             labels = targets.argmax(dim=1) if targets.dim() == 2 else targets
             count = labels.shape[0]
@@ -628,9 +630,34 @@ class Trainer:
                 except KeyboardInterrupt:
                     self._stop_requested = True
             if self._stop_requested:
+                self._stop_if_diverged(first_bad_step)
                 self._accumulate(loss_sum, correct, images_seen, started)
                 raise _Stop
+        self._stop_if_diverged(first_bad_step)
         self._accumulate(loss_sum, correct, images_seen, started)
+
+    def _stop_if_diverged(self, first_bad_step: torch.Tensor) -> None:
+        """Stop the run, saving nothing, once a training loss has been NaN or infinite.
+
+        Lecture idea (babysitting the learning process): a loss that explodes, or turns NaN,
+        almost always means too high a learning rate. The weights are no good from that
+        step on, so the run stops without saving: ``last`` keeps its last good state.
+        """
+        step = int(first_bad_step)
+        if step < 0:
+            return
+        self.logger.end_progress()
+        epoch, batch = divmod(step - 1, self.steps_per_epoch)
+        if LAST in checkpoint_tags(self.out_dir):
+            kept = f"its last checkpoint ({self.out_dir / LAST}.*, from before that step) is unchanged"
+        else:
+            kept = "no checkpoint had been written yet"
+        raise CnnlabError(
+            f"the training loss became NaN or infinite at step {step} (epoch {epoch + 1}, batch {batch + 1} of "
+            f"{self.steps_per_epoch}; learning rate {self.optimizer.param_groups[0]['lr']:.4g}), so the run "
+            f"stopped without saving; {kept}. A loss that explodes usually means the learning rate is too high: "
+            f"try a smaller --lr, a warm-up (--set warmup_epochs=1), gradient clipping (--set grad_clip_norm=1) "
+            f"or --set precision=fp32")
 
     def _accumulate(self, loss_sum, correct, images, started) -> None:
         if self.device.type == "cuda":
@@ -676,9 +703,6 @@ class Trainer:
             "images_per_second": sums["images"] / max(sums["seconds"], 1e-9),
             "seconds": sums["seconds"] + time.perf_counter() - epoch_started,
         }
-        if not math.isfinite(row["train_loss"]):
-            self.logger.warn(f"the training loss is {row['train_loss']} in epoch {row['epoch']}: the learning rate "
-                             f"({self.lr:g}) is probably too high for this model and batch size")
         if self.plateau is not None:
             self.plateau.step(row["val_loss"])
         self.history.append(row)
@@ -706,10 +730,35 @@ class Trainer:
             raise CnnlabError(f"split must be 'val' or 'test', got {split!r}")
         if batches is None:
             return None
+        self._phase = "evaluating"
         return evaluate(self.forward, batches.epoch(0), device_type=self.device.type, precision=self.precision,
                         num_classes=self.num_classes, tta=self.config.tta)
 
     # ------------------------------------------------------------------ interruption
+
+    @contextlib.contextmanager
+    def _out_of_memory_hint(self):
+        """Turn running out of memory into a message that says which batch to shrink; nothing is saved."""
+        try:
+            yield
+        except (RuntimeError, MemoryError) as error:
+            if not is_out_of_memory(error):
+                raise
+            self.logger.end_progress()
+            batch, eval_batch = self.config.batch_size, self.config.eval_batch_size or 2 * self.config.batch_size
+            if self._phase == "evaluating":
+                advice = (f"while evaluating with batch size {eval_batch}: try --set eval_batch_size="
+                          f"{max(1, eval_batch // 2)}")
+            elif self._resume_state is not None:
+                advice = (f"while training with batch size {batch}: a resumed run keeps its batch size, so resume "
+                          f"on a device with more memory, or start a new run with e.g. --batch-size {max(1, batch // 2)}")
+            else:
+                advice = (f"while training with batch size {batch}: try a smaller batch, e.g. --batch-size "
+                          f"{max(1, batch // 2)} (with --lr scaled by the same factor, the linear scaling rule)")
+            kept = (f"; the last checkpoint ({self.out_dir / LAST}.*) is unchanged"
+                    if LAST in checkpoint_tags(self.out_dir) else "")
+            raise CnnlabError(f"out of memory on {self.device} {advice}{kept} "
+                              f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
 
     @contextlib.contextmanager
     def _graceful_interrupt(self):
