@@ -220,8 +220,9 @@ def cmd_eval(args, console: Console) -> None:
     from .eval.evaluate import evaluate_run, load_run, write_eval
 
     run = load_run(args.checkpoint, args.tag, device=args.device)
-    result = evaluate_run(run, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size)
-    files = write_eval(result, args.out or run.directory)
+    result = evaluate_run(run, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
+                          top_losses=args.top_losses)
+    files = write_eval(result, args.out or run.directory, run=run)
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -237,7 +238,12 @@ def cmd_eval(args, console: Console) -> None:
         accuracy = result["per_class_top1"][name]
         table.add_row(name, f"{count:,}", "-" if accuracy is None else f"{accuracy:.2f}")
     console.print(table)
-    console.print(f"report:    {files['report']}\nconfusion: {files['confusion']}", highlight=False)
+    if result["most_confused"]:
+        pairs = ", ".join(f"{c['true']} as {c['predicted']} ({c['count']})" for c in result["most_confused"][:5])
+        console.print(f"most confused (true as predicted): {pairs}", highlight=False)
+    console.print(f"report:     {files['report']}\nconfusion:  {files['confusion']}", highlight=False)
+    if "top_losses" in files:
+        console.print(f"top losses: {files['top_losses']}", highlight=False)
 
 
 def cmd_predict(args, console: Console) -> None:
@@ -340,8 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="test-time augmentation (default none; 10crop pads by the training crop padding)")
     evaluate.add_argument("--batch-size", dest="batch_size", type=int,
                           help="evaluation batch size (default: the run's eval batch size)")
+    evaluate.add_argument("--top-losses", dest="top_losses", type=int, metavar="N",
+                          help="draw the N images with the highest loss, the confident mistakes (default 18; 0: none)")
     evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    evaluate.add_argument("--out", help="where eval_<split>.json and confusion_<split>.png go (default: the run)")
+    evaluate.add_argument("--out", help="where eval_<split>.json, confusion_<split>.png and top_losses_<split>.png "
+                                        "go (default: the run)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(run=cmd_eval)
 
@@ -363,21 +372,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Piped output keeps whole table rows instead of folding them to 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=200)
+    # soft_wrap: an error is one line however long (the terminal folds it), so a path in it is
+    # never broken and a log can be searched for it.
+    errors = Console(stderr=True, soft_wrap=True)
     try:
         args.run(args, console)
     except CnnlabError as error:
-        Console(stderr=True).print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        errors.print(f"[bold red]error:[/bold red] {error}", highlight=False)
         return 2
     except (RuntimeError, MemoryError) as error:
         if not is_out_of_memory(error):
             raise
         # The trainer words its own; this covers evaluation and prediction.
         hint = "try a smaller --batch-size" if hasattr(args, "batch_size") else "try fewer images at once"
-        Console(stderr=True).print(f"[bold red]error:[/bold red] out of memory ({str(error).splitlines()[0]}): "
-                                   f"{hint}", highlight=False)
+        errors.print(f"[bold red]error:[/bold red] out of memory ({str(error).splitlines()[0]}): {hint}",
+                     highlight=False)
         return 2
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
+        errors.print("interrupted")
         return 130
     except BrokenPipeError:  # `cnnlab models --json | head` closed the pipe: not an error
         sys.stderr.close()

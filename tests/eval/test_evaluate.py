@@ -51,6 +51,45 @@ def test_eval_matches_the_run_report(run_dir, tmp_path, capsys):
         assert result["per_class_top1"][name] == pytest.approx(100 * matrix[i, i] / matrix[i].sum())
 
 
+def test_top_losses_and_most_confused(run_dir, tmp_path, capsys):
+    """fastai's plot_top_losses and most_confused: the confident mistakes, drawn, and the pairs mixed up most."""
+    from cnnlab.eval import load_run
+    from cnnlab.eval.evaluate import evaluate_run
+
+    result = _json(capsys, ["eval", str(run_dir), "--tag", "last", "--top-losses", "7", "--out", str(tmp_path),
+                            "--json"])
+    top = result["top_losses"]
+    assert len(top) == 7 and [row["loss"] for row in top] == sorted((row["loss"] for row in top), reverse=True)
+    assert len({row["index"] for row in top}) == 7
+    for row in top:
+        # The loss is the cross-entropy of the true class; a mistake is predicted with more than that.
+        assert row["loss"] == pytest.approx(-np.log(row["true_probability"]), rel=1e-4)
+        assert (row["true"] == row["predicted"]) == (row["probability"] == pytest.approx(row["true_probability"]))
+    assert (tmp_path / "top_losses_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result["files"]["top_losses"] == str(tmp_path / "top_losses_test.png")
+
+    # The highest losses are the highest of all images, and add up with the rest to the mean loss.
+    run = load_run(run_dir, "last", device="cpu")
+    everything = evaluate_run(run, top_losses=360)
+    assert [row["index"] for row in everything["top_losses"][:7]] == [row["index"] for row in top]
+    assert np.mean([row["loss"] for row in everything["top_losses"]]) == pytest.approx(result["loss"], rel=1e-9)
+    mistakes = sum(row["true"] != row["predicted"] for row in everything["top_losses"])
+    assert mistakes == 360 - round(result["top1"] * 360 / 100)
+
+    matrix = np.array(result["confusion_matrix"])
+    np.fill_diagonal(matrix, 0)
+    confused = result["most_confused"]
+    assert [c["count"] for c in confused] == sorted(matrix.flatten()[matrix.flatten() > 0], reverse=True)[:10]
+    names = result["classes"]
+    assert all(matrix[names.index(c["true"]), names.index(c["predicted"])] == c["count"] for c in confused)
+
+    assert main(["eval", str(run_dir), "--tag", "last", "--top-losses", "0", "--out", str(tmp_path / "none")]) == 0
+    printed = capsys.readouterr().out
+    assert "most confused" in printed and not (tmp_path / "none" / "top_losses_test.png").exists()
+    assert main(["eval", str(run_dir), "--top-losses", "-1", "--out", str(tmp_path)]) == 2
+    assert "top_losses must be 0 or more" in capsys.readouterr().err
+
+
 def test_eval_defaults_to_best_and_writes_into_the_run(run_dir, capsys):
     assert main(["eval", str(run_dir / "best.safetensors"), "--split", "val"]) == 0
     out = capsys.readouterr().out

@@ -31,15 +31,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import atomic_write_text
 from ..errors import CnnlabError
 from .tta import RESNET_TEST_SCALES, TTA_MODES, tta_predict
 
-__all__ = ["EVAL_SPLITS", "LoadedRun", "MULTISCALE_MIN_SIZE", "evaluate_run", "load_run", "plot_confusion",
-           "predict_images", "write_eval"]
+__all__ = ["DEFAULT_TOP_LOSSES", "EVAL_SPLITS", "LoadedRun", "MULTISCALE_MIN_SIZE", "evaluate_run", "load_run",
+           "plot_confusion", "plot_top_losses", "predict_images", "write_eval"]
 
 #: The splits a run can be evaluated on. ``train`` is the run's own training part (without
 #: the images it held out for validation), unaugmented: the lectures' train-vs-test gap.
 EVAL_SPLITS = ("test", "val", "train")
+
+#: How many of the highest-loss images an evaluation lists (and ``cnnlab eval`` draws).
+DEFAULT_TOP_LOSSES = 18
 
 #: The smallest model input for which ``multiscale`` TTA makes sense (the smallest ResNet test scale).
 MULTISCALE_MIN_SIZE = min(RESNET_TEST_SCALES)
@@ -216,11 +220,17 @@ def _pad_normalised(images: torch.Tensor, pad: int, mode: str, run: LoadedRun) -
 
 @torch.no_grad()
 def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test", tta: str = "none",
-                 batch_size: int | None = None) -> dict:
+                 batch_size: int | None = None, top_losses: int | None = None) -> dict:
     """Evaluate ``run`` on ``split`` of its own data set (or ``data``): loss, top-1, top-5 (for 10
     or more classes, as the trainer's report), per-class accuracy and the confusion matrix
     (rows: true class, columns: predicted class). ``split`` is one of :data:`EVAL_SPLITS`.
-    See the module docstring for ``tta``."""
+    See the module docstring for ``tta``.
+
+    Also the error analysis fastai users know as ``most_confused`` and ``plot_top_losses``:
+    ``most_confused`` lists the (true, predicted) class pairs most often mixed up, and
+    ``top_losses`` the ``top_losses`` images (default :data:`DEFAULT_TOP_LOSSES`) with the
+    highest loss (the confident mistakes, where mislabelled images show up first), drawn by
+    :func:`plot_top_losses`."""
     from ..data import parse_augment
     from ..train.precision import autocast_context, resolve_precision
     from ..train.trainer import top_k_correct
@@ -233,6 +243,9 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
     batch_size = batch_size or config.eval_batch_size or 2 * config.batch_size
     if batch_size <= 0:
         raise CnnlabError(f"batch size must be positive, got {batch_size}")
+    top_losses = DEFAULT_TOP_LOSSES if top_losses is None else top_losses
+    if top_losses < 0:
+        raise CnnlabError(f"top_losses must be 0 or more, got {top_losses}")
     dataset = _load_split(run, data, split)
     if len(dataset) == 0:
         raise CnnlabError(f"the {split} split of {dataset.name} is empty")
@@ -242,8 +255,7 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
 
     model = run.model.eval()
     k = run.num_classes
-    outputs, targets = [], []
-    loss_sum = torch.zeros((), dtype=torch.float64)
+    outputs, targets, losses, confidences, true_probabilities = [], [], [], [], []
     correct1 = correct5 = 0
     crop_size = None
     for images, labels in _batches(run, dataset, batch_size, pipeline):
@@ -253,7 +265,8 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
             if isinstance(logits, (tuple, list)):
                 logits = logits[0]
             scores = logits.float()
-            loss_sum += float(F.cross_entropy(scores, labels, reduction="sum"))
+            loss = F.cross_entropy(scores, labels, reduction="none")
+            probabilities = scores.softmax(dim=1)
         else:
             crop_size = min(images.shape[-2:])
             if tta == "10crop":
@@ -270,14 +283,19 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
                                      batch_size=batch_size)
             else:
                 scores = tta_predict(model, images, tta, batch_size=batch_size)
-            picked = scores.gather(1, labels[:, None]).clamp_min(1e-12)
-            loss_sum += float(-picked.log().sum())
+            probabilities = scores  # TTA averages probabilities
+            loss = -probabilities.gather(1, labels[:, None])[:, 0].clamp_min(1e-12).log()
         correct1 += int(top_k_correct(scores, labels, 1))
         correct5 += int(top_k_correct(scores, labels, 5))
-        outputs.append(scores.topk(1, dim=1).indices[:, 0].cpu())
+        confidence, prediction = probabilities.max(dim=1)
+        outputs.append(prediction.cpu())
         targets.append(labels.cpu())
+        losses.append(loss.double().cpu())
+        confidences.append(confidence.cpu())
+        true_probabilities.append(probabilities.gather(1, labels[:, None])[:, 0].cpu())
     predicted = torch.cat(outputs)
     truth = torch.cat(targets)
+    per_image_loss = torch.cat(losses)
     count = truth.numel()
     matrix = torch.bincount(truth * k + predicted, minlength=k * k).view(k, k)
     counts = matrix.sum(dim=1)
@@ -296,7 +314,7 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
         "tta_crop": ({"crop_size": crop_size, "pad": pad, "pad_mode": pad_mode} if tta == "10crop" else
                      {"crop_size": crop_size} if tta == "multiscale" else None),
         "images": count,
-        "loss": float(loss_sum) / count,
+        "loss": float(per_image_loss.sum()) / count,
         "top1": 100.0 * correct1 / count,
         "top5": 100.0 * correct5 / count if k >= 10 else None,
         "num_classes": k,
@@ -304,9 +322,75 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
         "class_counts": counts.tolist(),
         "per_class_top1": per_class,
         "confusion_matrix": matrix.tolist(),
+        "most_confused": _most_confused(matrix, run.classes),
+        "top_losses": _top_losses(dataset, per_image_loss, truth, predicted, torch.cat(confidences),
+                                  torch.cat(true_probabilities), run.classes, top_losses),
+        "data": data if data is not None else config.data,
         "mean": run.mean,
         "std": run.std,
     }
+
+
+def _most_confused(matrix: torch.Tensor, classes: Sequence[str], limit: int = 10) -> list[dict]:
+    """The off-diagonal cells of the confusion matrix with the most images, largest first."""
+    off_diagonal = matrix.clone()
+    off_diagonal.fill_diagonal_(0)
+    counts, cells = off_diagonal.flatten().sort(descending=True, stable=True)
+    k = matrix.shape[0]
+    return [{"true": classes[int(cell) // k], "predicted": classes[int(cell) % k], "count": int(n)}
+            for n, cell in zip(counts[:limit], cells[:limit]) if n > 0]
+
+
+def _top_losses(dataset, loss, truth, predicted, confidence, true_probability, classes, limit: int) -> list[dict]:
+    """The ``limit`` images with the highest loss, highest first, with where to find them."""
+    order = loss.argsort(descending=True, stable=True)[:limit]
+    rows = []
+    for index in order.tolist():
+        row = {"index": index, "true": classes[int(truth[index])], "predicted": classes[int(predicted[index])],
+               "probability": float(confidence[index]), "true_probability": float(true_probability[index]),
+               "loss": float(loss[index])}
+        if hasattr(dataset, "files"):  # streamed image folders know their files
+            row["file"] = dataset.reader.describe(dataset.files[index])
+        rows.append(row)
+    return rows
+
+
+def plot_top_losses(run: LoadedRun, result: dict, path: str | Path) -> Path:
+    """A PNG of ``result["top_losses"]``: each image with its true class, the prediction and
+    the predicted probability (fastai's ``plot_top_losses``), read again from the split evaluated."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ..train.report import save_figure
+
+    rows = result["top_losses"]
+    if not rows:
+        raise CnnlabError("the result lists no top losses to draw (top_losses was 0)")
+    dataset = _load_split(run, result["data"], result["split"])
+    columns = min(len(rows), 6)
+    lines = math.ceil(len(rows) / columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(2.1 * columns, 2.5 * lines), squeeze=False)
+    try:
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, row in zip(axes.flat, rows):
+            index = row["index"]
+            image = dataset.images[index] if hasattr(dataset, "images") else dataset.load_image(index)
+            pixels = image.permute(1, 2, 0).numpy()
+            ax.imshow(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, cmap="gray" if pixels.shape[-1] == 1 else None,
+                      interpolation="nearest")
+            ax.set_title(f"{row['true']} → {row['predicted']}\np={row['probability']:.2f}, loss {row['loss']:.2f}",
+                         fontsize=8)
+        fig.suptitle(f"{result['model']} on {result['dataset']} {result['split']}: the {len(rows)} highest losses "
+                     f"(true → predicted)", fontsize=10)
+        fig.tight_layout()
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: str | Path,
@@ -317,6 +401,8 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+
+    from ..train.report import save_figure
 
     counts = torch.as_tensor(matrix, dtype=torch.float64)
     k = counts.shape[0]
@@ -344,15 +430,15 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
-    return path
 
 
-def write_eval(result: dict, out_dir: str | Path) -> dict:
+def write_eval(result: dict, out_dir: str | Path, run: LoadedRun | None = None) -> dict:
     """Write ``eval_<split>.json`` and ``confusion_<split>.png`` (``_<tta>`` appended with TTA) into
-    ``out_dir``; return the paths (also recorded under ``result["files"]``)."""
+    ``out_dir``, and with ``run`` also ``top_losses_<split>.png`` when the result lists top losses;
+    return the paths (also recorded under ``result["files"]``)."""
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -366,7 +452,9 @@ def write_eval(result: dict, out_dir: str | Path) -> dict:
     title = f"{result['model']} on {result['dataset']} {result['split']} ({result['tag']}): top-1 {result['top1']:.2f}%"
     plot_confusion(result["confusion_matrix"], result["classes"], png, title)
     result["files"] = {"report": str(report), "confusion": str(png)}
-    report.write_text(json.dumps(result, indent=2) + "\n")
+    if run is not None and result.get("top_losses"):
+        result["files"]["top_losses"] = str(plot_top_losses(run, result, out_dir / f"top_losses_{suffix}.png"))
+    atomic_write_text(report, json.dumps(result, indent=2) + "\n")
     return result["files"]
 
 
