@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from .errors import CnnlabError, is_out_of_memory
+from .errors import CnnlabError, first_line, is_out_of_memory
 
 
 def _human(n: float) -> str:
@@ -135,7 +136,7 @@ def cmd_claims(args, console: Console) -> None:
             study.add_row(*row)
         console.print(study)
         for path in figures:
-            console.print(f"wrote {path}")
+            console.print(f"wrote {escape(str(path))}", highlight=False)
 
 
 def cmd_data_stats(args, console: Console) -> None:
@@ -148,9 +149,9 @@ def cmd_data_stats(args, console: Console) -> None:
         print(json.dumps(info, indent=2))
         return
     shape = "x".join(map(str, info["image_shape"])) if info["image_shape"] else "varies (streamed)"
-    console.print(f"[bold]{info['name']}[/bold] {info['split']} split: {info['num_images']:,} images, "
+    console.print(f"[bold]{escape(info['name'])}[/bold] {info['split']} split: {info['num_images']:,} images, "
                   f"{info['num_classes']} classes, {shape} (C x H x W)", highlight=False)
-    console.print(f"source: {info['source']}", highlight=False)
+    console.print(f"source: {escape(str(info['source']))}", highlight=False)
     table = Table()
     for column in ("channel", "mean (0-1)", "std (0-1)"):
         table.add_column(column, justify="left" if column == "channel" else "right")
@@ -159,7 +160,7 @@ def cmd_data_stats(args, console: Console) -> None:
         table.add_row(name, f"{mean:.4f}", f"{std:.4f}")
     console.print(table)
     counts = ", ".join(f"{name} {count:,}" for name, count in info["class_counts"].items())
-    console.print(f"classes: {counts}", highlight=False)
+    console.print(f"classes: {escape(counts)}", highlight=False)
     if info["skipped_files"]:
         console.print(f"skipped {info['skipped_files']} unreadable files (see the warning above)")
 
@@ -171,8 +172,8 @@ def cmd_data_gallery(args, console: Console) -> None:
     dataset = load_dataset(args.dataset, args.split, root=args.root, val_fraction=0, image_size=args.image_size)
     rows = [spec.strip() for spec in args.rows.split(";")] if args.rows else None
     path = gallery_from_dataset(dataset, args.out, count=args.count, seed=args.seed, rows=rows)
-    console.print(f"wrote {path}: {args.count} {dataset.name} images, then one row per augmentation",
-                  highlight=False)
+    console.print(f"wrote {escape(str(path))}: {args.count} {escape(dataset.name)} images, then one row per "
+                  "augmentation", highlight=False)
 
 
 def cmd_train(args, console: Console) -> None:
@@ -228,7 +229,8 @@ def cmd_eval(args, console: Console) -> None:
         return
     top5 = f", top-5 {result['top5']:.2f}%" if result["top5"] is not None else ""
     tta = f" with {result['tta']} TTA" if result["tta"] != "none" else ""
-    console.print(f"[bold]{result['model']}[/bold] ({run.tag} checkpoint of {run.directory}) on {result['dataset']} "
+    console.print(f"[bold]{result['model']}[/bold] ({run.tag} checkpoint of {escape(str(run.directory))}) on "
+                  f"{escape(result['dataset'])} "
                   f"{result['split']}{tta}: {result['images']:,} images, top-1 {result['top1']:.2f}%{top5}, "
                   f"loss {result['loss']:.4f}", highlight=False)
     table = Table(title="per-class accuracy")
@@ -236,28 +238,30 @@ def cmd_eval(args, console: Console) -> None:
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, count in zip(result["classes"], result["class_counts"]):
         accuracy = result["per_class_top1"][name]
-        table.add_row(name, f"{count:,}", "-" if accuracy is None else f"{accuracy:.2f}")
+        table.add_row(escape(name), f"{count:,}", "-" if accuracy is None else f"{accuracy:.2f}")
     console.print(table)
     if result["most_confused"]:
         pairs = ", ".join(f"{c['true']} as {c['predicted']} ({c['count']})" for c in result["most_confused"][:5])
-        console.print(f"most confused (true as predicted): {pairs}", highlight=False)
-    console.print(f"report:     {files['report']}\nconfusion:  {files['confusion']}", highlight=False)
+        console.print(f"most confused (true as predicted): {escape(pairs)}", highlight=False)
+    console.print(f"report:     {escape(files['report'])}\nconfusion:  {escape(files['confusion'])}", highlight=False)
     if "top_losses" in files:
-        console.print(f"top losses: {files['top_losses']}", highlight=False)
+        console.print(f"top losses: {escape(files['top_losses'])}", highlight=False)
 
 
 def cmd_predict(args, console: Console) -> None:
     from .eval.evaluate import load_run, predict_images
 
     run = load_run(args.checkpoint, args.tag, device=args.device)
-    results = predict_images(run, args.images, top_k=args.top_k, image_size=args.image_size)
+    results = predict_images(run, args.images, top_k=args.top_k, image_size=args.image_size,
+                             batch_size=args.batch_size)
     if args.json:
         print(json.dumps(results, indent=2))
         return
     for item in results:
-        console.print(f"[bold]{item['file']}[/bold]", highlight=False)
+        console.print(f"[bold]{escape(item['file'])}[/bold]", highlight=False)
         for rank, p in enumerate(item["predictions"], 1):
-            console.print(f"  {rank}. {p['class']:<20} {100 * p['probability']:6.2f}%", highlight=False)
+            console.print(f"  {rank}. {escape(format(p['class'], '<20'))} {100 * p['probability']:6.2f}%",
+                          highlight=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tag", help="which checkpoint of the run (default: best, else last)")
     predict.add_argument("--image-size", dest="image_size",
                          help="input size, for runs trained on a folder without image_size (default: the run's)")
+    predict.add_argument("--batch-size", dest="batch_size", type=int,
+                         help="images per forward pass (default: the run's eval batch size)")
     predict.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.set_defaults(run=cmd_predict)
@@ -378,15 +384,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args, console)
     except CnnlabError as error:
-        errors.print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False)
         return 2
-    except (RuntimeError, MemoryError) as error:
+    except (RuntimeError, MemoryError, OSError) as error:
         if not is_out_of_memory(error):
             raise
         # The trainer words its own; this covers evaluation and prediction.
-        hint = "try a smaller --batch-size" if hasattr(args, "batch_size") else "try fewer images at once"
-        errors.print(f"[bold red]error:[/bold red] out of memory ({str(error).splitlines()[0]}): {hint}",
-                     highlight=False)
+        errors.print(f"[bold red]error:[/bold red] out of memory ({escape(first_line(error))}): try a smaller "
+                     "--batch-size", highlight=False)
         return 2
     except KeyboardInterrupt:
         errors.print("interrupted")

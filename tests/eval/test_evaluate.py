@@ -148,6 +148,38 @@ def test_predict(run_dir, tmp_path, capsys):
     assert "digit0.png" in capsys.readouterr().out
 
 
+def test_predict_goes_in_evaluation_batches_with_the_same_answers(run_dir, tmp_path):
+    import dataclasses
+
+    from PIL import Image
+
+    from cnnlab.data import load_dataset
+    from cnnlab.eval import load_run
+    from cnnlab.eval.evaluate import predict_images
+
+    test = load_dataset("digits", "test", image_size=32)
+    files = []
+    for i in range(5):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(test.images[i, 0].numpy()).save(path)
+        files.append(path)
+    run = load_run(run_dir, "last", device="cpu")
+    sizes = []
+    run.model.register_forward_pre_hook(lambda module, args: sizes.append(args[0].shape[0]))
+    at_once = predict_images(run, files, top_k=3)
+    assert sizes == [5]
+    run.config = dataclasses.replace(run.config, eval_batch_size=2)
+    in_batches = predict_images(run, files, top_k=3)
+    assert sizes == [5, 2, 2, 1]
+    predict_images(run, files, top_k=3, batch_size=3)
+    assert sizes == [5, 2, 2, 1, 3, 2]
+    assert [r["file"] for r in in_batches] == [str(f) for f in files]
+    for a, b in zip(at_once, in_batches):
+        assert [p["index"] for p in a["predictions"]] == [p["index"] for p in b["predictions"]]
+        assert [p["probability"] for p in a["predictions"]] == pytest.approx([p["probability"] for p in b["predictions"]],
+                                                                              rel=1e-5)
+
+
 def test_errors_exit_2(run_dir, tmp_path, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")

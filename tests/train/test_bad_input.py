@@ -5,6 +5,7 @@ turns NaN or infinite stops the run naming the step; running out of memory names
 size to shrink; a checkpoint from another model or a corrupt file is refused untouched.
 """
 import dataclasses
+import errno
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from torch import nn
 
 from cnnlab import registry
 from cnnlab.cli import main
-from cnnlab.errors import CnnlabError, is_out_of_memory
+from cnnlab.errors import CnnlabError, first_line, is_out_of_memory
 from cnnlab.train import Callback, Trainer, checkpoint_tags, load_checkpoint, read_metrics_csv, train
 from cnnlab.train import trainer as trainer_module
 
@@ -98,6 +99,20 @@ def test_a_non_finite_loss_stops_the_run_naming_the_step_and_keeps_the_last_good
     assert not (out / "report.json").exists()
 
 
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_weights_broken_by_the_last_step_of_an_epoch_are_never_saved(tmp_path, epoch):
+    # The step's own loss was computed before the update, so only the weights show it.
+    out, snapshot = tmp_path / "run", SnapshotAfterEpoch()
+    with pytest.raises(CnnlabError) as caught:
+        train(tiny(epochs=3), out, quiet=True, callbacks=[snapshot, PoisonWeights(epoch * STEPS_PER_EPOCH)])
+    message = " ".join(str(caught.value).split())
+    assert f"the model's weights became NaN or infinite by step {epoch * STEPS_PER_EPOCH}" in message
+    if epoch == 1:
+        assert "no checkpoint had been written yet" in message and checkpoint_tags(out) == []
+    else:
+        assert "is unchanged" in message and run_files(out) == snapshot.files[1]
+
+
 def test_a_non_finite_loss_in_the_first_epoch_leaves_no_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     with pytest.raises(CnnlabError, match="at step 6 .*no checkpoint had been written yet"):
@@ -105,18 +120,18 @@ def test_a_non_finite_loss_in_the_first_epoch_leaves_no_checkpoint(tmp_path, cap
     assert checkpoint_tags(out) == []
 
 
-def test_the_bad_step_is_named_exactly_even_when_the_loss_is_read_only_every_few_steps(tmp_path, monkeypatch):
-    # On a GPU the loop reads the flag back only every FINITE_CHECK_EVERY_GPU steps; the
-    # device keeps the first bad step, so the message still names it.
+def test_on_a_gpu_the_loss_is_checked_every_few_steps_and_the_message_gives_the_range(tmp_path, monkeypatch):
+    # On a GPU each check waits for the GPU, so the loop checks every FINITE_CHECK_EVERY_GPU
+    # steps; the message then names the steps since the last check.
     original_setup = Trainer._setup
 
-    def setup_reading_every_8_steps(self):
+    def setup_checking_every_8_steps(self):
         original_setup(self)
         self._finite_check_every = 8
 
-    monkeypatch.setattr(Trainer, "_setup", setup_reading_every_8_steps)
+    monkeypatch.setattr(Trainer, "_setup", setup_checking_every_8_steps)
     out = tmp_path / "run"
-    with pytest.raises(CnnlabError, match=f"at step 11 \\(epoch 1, batch 11 of {STEPS_PER_EPOCH};"):
+    with pytest.raises(CnnlabError, match=f"between steps 9 and 16 \\(from epoch 1, batch 9 of {STEPS_PER_EPOCH};"):
         train(tiny(), out, quiet=True, callbacks=[PoisonWeights(10)])
     assert checkpoint_tags(out) == []
 
@@ -145,7 +160,7 @@ class RunOutOfMemory(Callback):
             raise self.error
 
 
-CUDA_OOM = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total)")
+CUDA_OOM = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total)")
 CPU_OOM = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
                        "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
 
@@ -170,6 +185,16 @@ def test_running_out_of_memory_while_evaluating_names_the_evaluation_batch(tmp_p
         train(tiny(), tmp_path / "run", quiet=True)
 
 
+def test_running_out_of_memory_while_setting_up_does_not_blame_the_batch(tmp_path, monkeypatch):
+    def build_model_out_of_memory(*args, **kwargs):
+        raise CPU_OOM
+
+    monkeypatch.setattr(trainer_module, "build_model", build_model_out_of_memory)
+    with pytest.raises(CnnlabError, match="while setting up the run .*in_memory=false") as caught:
+        train(tiny(), tmp_path / "run", quiet=True)
+    assert "--batch-size" not in str(caught.value)
+
+
 def test_a_resumed_run_may_take_a_smaller_evaluation_batch(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
@@ -180,6 +205,8 @@ def test_a_resumed_run_may_take_a_smaller_evaluation_batch(tmp_path):
 
 def test_other_errors_are_not_mistaken_for_out_of_memory():
     assert is_out_of_memory(CUDA_OOM) and is_out_of_memory(CPU_OOM) and is_out_of_memory(MemoryError())
+    assert is_out_of_memory(OSError(errno.ENOMEM, "Cannot allocate memory"))  # a worker that cannot fork
+    assert not is_out_of_memory(OSError(errno.ENOENT, "No such file or directory"))
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x6)"))
     assert not is_out_of_memory(ValueError("out of memory"))  # only what allocators raise
 
@@ -194,9 +221,43 @@ def test_out_of_memory_in_cnnlab_eval_exits_2_with_advice(tmp_path, capsys, monk
 
     monkeypatch.setattr(evaluate_module, "evaluate_run", out_of_memory)
     assert main(["eval", str(out)]) == 2
-    err = " ".join(capsys.readouterr().err.split())
+    err = capsys.readouterr().err
     assert "out of memory (CUDA out of memory." in err and "try a smaller --batch-size" in err
     assert "Traceback" not in err
+
+    def numpy_out_of_memory(*args, **kwargs):
+        raise MemoryError()  # numpy's carries no message
+
+    monkeypatch.setattr(evaluate_module, "evaluate_run", numpy_out_of_memory)
+    assert main(["eval", str(out)]) == 2
+    assert "out of memory (MemoryError): try a smaller --batch-size" in capsys.readouterr().err
+    assert first_line(RuntimeError("\n  CUDA out of memory.\nmore")) == "CUDA out of memory."
+
+
+def test_errors_are_printed_whole_on_one_line_with_their_brackets(tmp_path, capsys):
+    # Rich would read "[raw]" as a style tag and drop it; and a long path must not be broken.
+    missing = tmp_path / ("a-long-folder-name-" * 6) / "[raw]" / "images"
+    assert main(["train", "--out", str(tmp_path / "run"), "--data", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and err.count("\n") == 1
+
+
+def test_a_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    from cnnlab.train import logger as logger_module
+
+    real_write = logger_module.write_metrics_csv
+
+    def write_until_the_disk_fills(path, history):
+        if len(history) >= 2:
+            raise OSError(28, "No space left on device")
+        return real_write(path, history)
+
+    monkeypatch.setattr(logger_module, "write_metrics_csv", write_until_the_disk_fills)
+    out = tmp_path / "run"
+    with pytest.raises(CnnlabError, match="cannot write .*metrics.csv'?: No space left on device; free some space"):
+        train(tiny(epochs=3), out, quiet=True)
+    assert load_checkpoint(out, "last")[1]["epoch"] == 1
+    assert [row["epoch"] for row in read_metrics_csv(out / "metrics.csv")] == [1]
 
 
 # ---------------------------------------------------------------------- resuming from the wrong files

@@ -287,10 +287,11 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
             loss = -probabilities.gather(1, labels[:, None])[:, 0].clamp_min(1e-12).log()
         correct1 += int(top_k_correct(scores, labels, 1))
         correct5 += int(top_k_correct(scores, labels, 5))
-        confidence, prediction = probabilities.max(dim=1)
+        prediction = scores.argmax(dim=1)  # as top_k_correct ranks, so matrix and top-1 agree on ties
+        confidence = probabilities.gather(1, prediction[:, None])[:, 0]
         outputs.append(prediction.cpu())
         targets.append(labels.cpu())
-        losses.append(loss.double().cpu())
+        losses.append(loss.cpu().double())
         confidences.append(confidence.cpu())
         true_probabilities.append(probabilities.gather(1, labels[:, None])[:, 0].cpu())
     predicted = torch.cat(outputs)
@@ -379,10 +380,14 @@ def plot_top_losses(run: LoadedRun, result: dict, path: str | Path) -> Path:
             ax.axis("off")
         for ax, row in zip(axes.flat, rows):
             index = row["index"]
-            image = dataset.images[index] if hasattr(dataset, "images") else dataset.load_image(index)
-            pixels = image.permute(1, 2, 0).numpy()
-            ax.imshow(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, cmap="gray" if pixels.shape[-1] == 1 else None,
-                      interpolation="nearest")
+            try:
+                image = dataset.images[index] if hasattr(dataset, "images") else dataset.load_image(index)
+            except CnnlabError:  # a streamed file that has become unreadable since the evaluation
+                ax.text(0.5, 0.5, "unreadable", ha="center", va="center", transform=ax.transAxes)
+            else:
+                pixels = image.permute(1, 2, 0).numpy()
+                grey = pixels.shape[-1] == 1
+                ax.imshow(pixels[..., 0] if grey else pixels, cmap="gray" if grey else None, interpolation="nearest")
             ax.set_title(f"{row['true']} → {row['predicted']}\np={row['probability']:.2f}, loss {row['loss']:.2f}",
                          fontsize=8)
         fig.suptitle(f"{result['model']} on {result['dataset']} {result['split']}: the {len(rows)} highest losses "
@@ -501,14 +506,15 @@ def _read_image(path: Path, in_chans: int) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_images(run: LoadedRun, paths: Sequence[str | Path], top_k: int = 5,
-                   image_size: int | str | None = None) -> list[dict]:
+                   image_size: int | str | None = None, batch_size: int | None = None) -> list[dict]:
     """Top-``top_k`` classes with softmax probabilities for each image file.
 
     Each file is decoded with PIL, converted to the run's channels, resized to the run's
     ``image_size`` (shorter side, then centre crop; ``image_size`` overrides, and is needed for
     a run on a path data set trained without one), passed through the test-time form of the
     run's augmentation, normalised with the run's statistics. Every file is read before any
-    prediction, so a bad one fails fast with its name.
+    prediction, so a bad one fails fast with its name. They go through the model
+    ``batch_size`` at a time (default: the run's evaluation batch size).
     """
     from ..data import InMemoryLoader, parse_augment
     from ..data.decode import resize_images, target_size
@@ -517,6 +523,9 @@ def predict_images(run: LoadedRun, paths: Sequence[str | Path], top_k: int = 5,
         raise CnnlabError(f"--top-k must be a positive integer, got {top_k}")
     if not paths:
         raise CnnlabError("give at least one image file")
+    batch_size = batch_size or run.config.eval_batch_size or 2 * run.config.batch_size
+    if batch_size < 1:
+        raise CnnlabError(f"--batch-size must be a positive integer, got {batch_size}")
     size = target_size(image_size) if image_size is not None else _input_size(run)
     pipeline = parse_augment(run.config.augment, num_classes=run.num_classes)
     images = []
@@ -531,8 +540,8 @@ def predict_images(run: LoadedRun, paths: Sequence[str | Path], top_k: int = 5,
     shapes = {tuple(i.shape) for i in images}
     if len(shapes) > 1:  # no image_size: the eval transform crops; batch one by one
         batches = [[i] for i in images]
-    else:
-        batches = [images]
+    else:  # in batches, so that many files never need all their activations at once
+        batches = [images[start:start + batch_size] for start in range(0, len(images), batch_size)]
     k = min(int(top_k), run.num_classes)
     results, index = [], 0
     for batch in batches:

@@ -203,7 +203,8 @@ class TrainConfig:
     def _check_with_the_builders(self) -> None:
         """Run the builders of the optimiser, schedule and augmentation on stand-ins, and check
         the precision and initialisation names, so that a bad name or value fails before the
-        data loads, with the builder's own message."""
+        data loads, with the builder's own message. (The stand-in layer is left uninitialised,
+        so checking draws nothing from the random generators.)"""
         import torch
 
         from ..data import parse_augment
@@ -216,7 +217,7 @@ class TrainConfig:
         init_scheme_name(self.init)
         parse_augment(self.augment)
         optimizer = build_optimizer(
-            torch.nn.Linear(1, 1), self.optimizer, self.lr, momentum=self.momentum, nesterov=self.nesterov,
+            torch.nn.utils.skip_init(torch.nn.Linear, 1, 1), self.optimizer, self.lr, momentum=self.momentum, nesterov=self.nesterov,
             weight_decay=self.weight_decay, betas=self.betas, no_decay_norm_and_bias=self.no_decay_norm_and_bias)
         schedule_from_config(optimizer, self, steps_per_epoch=1000)  # any epoch length will do
 

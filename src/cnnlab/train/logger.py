@@ -7,12 +7,14 @@ no other change for that.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..atomic import atomic_write_text
@@ -62,11 +64,12 @@ class RunLogger:
     def info(self, message: str, *, always: bool = False) -> None:
         """A line for the user (hidden by ``quiet`` unless ``always``)."""
         if self.main and (always or not self.quiet):
-            self.console.print(message, highlight=False, soft_wrap=True)
+            # markup=False: a path or class name in brackets is printed as it is, not read as a style.
+            self.console.print(message, highlight=False, soft_wrap=True, markup=False)
 
     def warn(self, message: str) -> None:
         if self.main:
-            Console(stderr=True).print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+            Console(stderr=True).print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
 
     # ------------------------------------------------------------------ progress
 
@@ -115,7 +118,8 @@ class RunLogger:
         if not self.main:
             return
         self._ensure_dir()
-        write_metrics_csv(self.out_dir / "metrics.csv", history)
+        with self._writing("metrics.csv"):
+            write_metrics_csv(self.out_dir / "metrics.csv", history)
         if self._writer is None and self._writer_class is not None:
             self._writer = self._writer_class(log_dir=str(self.out_dir / "tensorboard"))
         if self._writer is not None:
@@ -135,9 +139,20 @@ class RunLogger:
     def rewrite_metrics(self, history: list[dict]) -> None:
         """Make ``metrics.csv`` match ``history`` exactly (on resume: drop rows written after the checkpoint)."""
         if self.main and history:
-            write_metrics_csv(self.out_dir / "metrics.csv", history)
+            with self._writing("metrics.csv"):
+                write_metrics_csv(self.out_dir / "metrics.csv", history)
 
     # ------------------------------------------------------------------ files
+
+    @contextlib.contextmanager
+    def _writing(self, name: str):
+        """A run file that cannot be written (a full disk, no permission) becomes a clear error;
+        the files are written atomically, so the previous version of each stays intact."""
+        try:
+            yield
+        except OSError as error:
+            raise CnnlabError(f"cannot write {str(self.out_dir / name)!r}: {error.strerror or error}; free some "
+                              f"space or choose another --out (the run's earlier files are intact)") from None
 
     def _ensure_dir(self) -> None:
         try:
@@ -152,14 +167,17 @@ class RunLogger:
     def write_text(self, name: str, text: str) -> None:
         if self.main:
             self._ensure_dir()
-            atomic_write_text(self.out_dir / name, text)
+            with self._writing(name):
+                atomic_write_text(self.out_dir / name, text)
 
     def write_report(self, report: dict, history: list[dict], title: str) -> None:
         if not self.main:
             return
-        write_json(self.out_dir / "report.json", report)
+        with self._writing("report.json"):
+            write_json(self.out_dir / "report.json", report)
         if history:
-            plot_curves(self.out_dir / "curves.png", history, title)
+            with self._writing("curves.png"):
+                plot_curves(self.out_dir / "curves.png", history, title)
 
     def close(self) -> None:
         self.end_progress()

@@ -37,7 +37,7 @@ from torch import nn
 from ..data import (InMemoryLoader, channel_stats, load_dataset, parse_augment, smooth_labels,
                     soft_target_cross_entropy)
 from ..data.loader import epoch_generator
-from ..errors import CnnlabError, is_out_of_memory
+from ..errors import CnnlabError, first_line, is_out_of_memory
 from ..registry import create_model, model_info
 from .checkpoint import (BEST, LAST, STATE_SUFFIX, WEIGHTS_SUFFIX, checkpoint_tags, load_checkpoint,
                          restore_rng_state)
@@ -53,7 +53,7 @@ from .seed import seed_everything
 # What a run directory holds; a directory with any of these is an earlier run.
 RUN_FILES = ("metrics.csv", "report.json", "curves.png", "config.yaml", "tensorboard")
 STATE_VERSION = 1
-FINITE_CHECK_EVERY_GPU = 50  # steps between reads of the non-finite-loss flag on a GPU
+FINITE_CHECK_EVERY_GPU = 50  # steps between checks that the training loss is finite, on a GPU
 
 
 class Callback:
@@ -336,8 +336,9 @@ class Trainer:
         self._sums = None
         self._wall_before = 0.0  # wall time of earlier sessions of this run
         self._stop_requested = False
-        self._phase = "training"  # or "evaluating": what a memory error is reported against
-        self._setup()
+        self._phase = "setting up"  # then "training" or "evaluating": what a memory error is reported against
+        with self._out_of_memory_hint():
+            self._setup()
         _remove(old_run)
         self.logger.write_text("config.yaml", to_yaml(self.config))
 
@@ -382,8 +383,8 @@ class Trainer:
             torch.set_num_threads(config.cpu_threads)
         seed_everything(config.seed, deterministic=config.deterministic)
         self.device = resolve_device(config.device)
-        # How often the loop reads back whether a loss was NaN or infinite: each step costs
-        # nothing on a CPU; on a GPU each read waits for the GPU to finish, so it is batched.
+        # How often the loop checks that the loss is finite: each step costs nothing on a CPU;
+        # on a GPU each check waits for the GPU to finish, so it is done every few steps.
         self._finite_check_every = 1 if self.device.type == "cpu" else FINITE_CHECK_EVERY_GPU
         if self.device.type == "cuda" and not config.deterministic:
             # Every step has the same shapes, so cuDNN's autotuner pays for itself after a
@@ -529,6 +530,7 @@ class Trainer:
         self.logger.rewrite_metrics(self.history)
 
     def _save(self, tag: str) -> None:
+        self._stop_if_weights_not_finite()
         self.logger.save_checkpoint(tag, self.model, self.state_dict())
         if tag == LAST:
             self._saved_step = (self.epoch, self.batch, self.step)
@@ -543,9 +545,9 @@ class Trainer:
         replays the rest of the epoch exactly) and re-raises ``KeyboardInterrupt``. A second
         Ctrl-C aborts at once without saving; the previous ``last`` stays intact.
 
-        A NaN or infinite training loss, or running out of memory, raises :class:`CnnlabError`
-        naming the step or the batch size to change, and saves nothing: ``last`` and ``best``
-        keep the state of the last good epoch.
+        A NaN or infinite training loss (or weights), or running out of memory, raises
+        :class:`CnnlabError` naming the step or the batch size to change, and saves nothing:
+        ``last`` and ``best`` keep the last state saved before it.
         """
         config, log = self.config, self.logger
         resumed = self._resume_state is not None
@@ -583,10 +585,10 @@ class Trainer:
         log.start_epoch(self.epoch + 1, config.epochs, self.steps_per_epoch, self.batch)
         started = time.perf_counter()
         batches = self.train_batches.epoch(self.epoch, skip=self.batch)
-        # The first step of this stretch whose loss was NaN or infinite (-1: none yet). It stays
-        # on the device and is read every step on a CPU, every few steps on a GPU (reading it
-        # there waits for the GPU), and always before anything is saved.
-        first_bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        # A NaN or infinite loss makes loss_sum NaN or infinite too, so reading loss_sum tells
+        # whether every step since the last read was finite: every step on a CPU, every few
+        # steps on a GPU (a read waits for the GPU), and always before anything is saved.
+        finite_until = self.step
         while self.batch < self.steps_per_epoch:
             try:
                 images, targets = next(batches)
@@ -609,16 +611,14 @@ class Trainer:
             self.schedule.step()
             self.step += 1
             self.batch += 1
-            first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss.detach()), self.step,
-                                         first_bad_step)
-            if self.step % self._finite_check_every == 0:
-                self._stop_if_diverged(first_bad_step)
 
             labels = targets.argmax(dim=1) if targets.dim() == 2 else targets
             count = labels.shape[0]
             loss_sum += loss.detach().float() * count
             correct += (logits.detach().argmax(dim=1) == labels).sum()
             images_seen += count
+            if self.step % self._finite_check_every == 0:
+                finite_until = self._stop_if_diverged(loss_sum, finite_until)
             if log.wants_update():
                 seconds = self._sums["seconds"] + time.perf_counter() - started
                 total = self._sums["images"] + images_seen
@@ -630,34 +630,48 @@ class Trainer:
                 except KeyboardInterrupt:
                     self._stop_requested = True
             if self._stop_requested:
-                self._stop_if_diverged(first_bad_step)
+                self._stop_if_diverged(loss_sum, finite_until)
                 self._accumulate(loss_sum, correct, images_seen, started)
                 raise _Stop
-        self._stop_if_diverged(first_bad_step)
+        self._stop_if_diverged(loss_sum, finite_until)
         self._accumulate(loss_sum, correct, images_seen, started)
 
-    def _stop_if_diverged(self, first_bad_step: torch.Tensor) -> None:
-        """Stop the run, saving nothing, once a training loss has been NaN or infinite.
+    def _stop_if_diverged(self, loss_sum: torch.Tensor, finite_until: int) -> int:
+        """Stop the run, saving nothing, once a training loss has been NaN or infinite; else
+        return the step up to which every loss is known to be finite.
 
         Lecture idea (babysitting the learning process): a loss that explodes, or turns NaN,
         almost always means too high a learning rate. The weights are no good from that
         step on, so the run stops without saving: ``last`` keeps its last good state.
         """
-        step = int(first_bad_step)
-        if step < 0:
+        if bool(torch.isfinite(loss_sum)):
+            return self.step
+        first = finite_until + 1
+        epoch, batch = divmod(first - 1, self.steps_per_epoch)
+        where = (f"at step {first} (epoch" if first == self.step
+                 else f"between steps {first} and {self.step} (from epoch")
+        self._diverged(f"the training loss became NaN or infinite {where} {epoch + 1}, batch {batch + 1} of "
+                       f"{self.steps_per_epoch}")
+
+    def _stop_if_weights_not_finite(self) -> None:
+        """Never save weights that are NaN or infinite: a step can break them (an infinite
+        gradient norm under clipping, say) while its own loss, computed before it, was finite."""
+        tensors = [t for t in (*self.model.parameters(), *self.model.buffers()) if t.is_floating_point()]
+        if not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
             return
+        self._diverged(f"the model's weights became NaN or infinite by step {self.step} (while the training losses "
+                       f"were finite")
+
+    def _diverged(self, what: str) -> None:
         self.logger.end_progress()
-        epoch, batch = divmod(step - 1, self.steps_per_epoch)
         if LAST in checkpoint_tags(self.out_dir):
             kept = f"its last checkpoint ({self.out_dir / LAST}.*, from before that step) is unchanged"
         else:
             kept = "no checkpoint had been written yet"
         raise CnnlabError(
-            f"the training loss became NaN or infinite at step {step} (epoch {epoch + 1}, batch {batch + 1} of "
-            f"{self.steps_per_epoch}; learning rate {self.optimizer.param_groups[0]['lr']:.4g}), so the run "
-            f"stopped without saving; {kept}. A loss that explodes usually means the learning rate is too high: "
-            f"try a smaller --lr, a warm-up (--set warmup_epochs=1), gradient clipping (--set grad_clip_norm=1) "
-            f"or --set precision=fp32")
+            f"{what}; learning rate {self.optimizer.param_groups[0]['lr']:.4g}), so the run stopped without saving; "
+            f"{kept}. A loss that explodes usually means the learning rate is too high: try a smaller --lr, a "
+            f"warm-up (--set warmup_epochs=1), gradient clipping (--set grad_clip_norm=1) or --set precision=fp32")
 
     def _accumulate(self, loss_sum, correct, images, started) -> None:
         if self.device.type == "cuda":
@@ -730,9 +744,12 @@ class Trainer:
             raise CnnlabError(f"split must be 'val' or 'test', got {split!r}")
         if batches is None:
             return None
-        self._phase = "evaluating"
-        return evaluate(self.forward, batches.epoch(0), device_type=self.device.type, precision=self.precision,
-                        num_classes=self.num_classes, tta=self.config.tta)
+        # Left as "evaluating" if the evaluation fails, so that a memory error names its batch size.
+        previous, self._phase = self._phase, "evaluating"
+        result = evaluate(self.forward, batches.epoch(0), device_type=self.device.type, precision=self.precision,
+                          num_classes=self.num_classes, tta=self.config.tta)
+        self._phase = previous
+        return result
 
     # ------------------------------------------------------------------ interruption
 
@@ -741,12 +758,16 @@ class Trainer:
         """Turn running out of memory into a message that says which batch to shrink; nothing is saved."""
         try:
             yield
-        except (RuntimeError, MemoryError) as error:
+        except (RuntimeError, MemoryError, OSError) as error:
             if not is_out_of_memory(error):
                 raise
             self.logger.end_progress()
             batch, eval_batch = self.config.batch_size, self.config.eval_batch_size or 2 * self.config.batch_size
-            if self._phase == "evaluating":
+            if self._phase == "setting up":
+                advice = (f"while setting up the run (loading {self.config.data!r}, building {self.config.model!r}): "
+                          f"an image folder too large for memory can be streamed from disk with --set "
+                          f"in_memory=false; otherwise try a smaller model or --set image_size")
+            elif self._phase == "evaluating":
                 advice = (f"while evaluating with batch size {eval_batch}: try --set eval_batch_size="
                           f"{max(1, eval_batch // 2)}")
             elif self._resume_state is not None:
@@ -757,8 +778,8 @@ class Trainer:
                           f"{max(1, batch // 2)} (with --lr scaled by the same factor, the linear scaling rule)")
             kept = (f"; the last checkpoint ({self.out_dir / LAST}.*) is unchanged"
                     if LAST in checkpoint_tags(self.out_dir) else "")
-            raise CnnlabError(f"out of memory on {self.device} {advice}{kept} "
-                              f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+            raise CnnlabError(f"out of memory on {getattr(self, 'device', self.config.device)} {advice}{kept} "
+                              f"({first_line(error)})") from None
 
     @contextlib.contextmanager
     def _graceful_interrupt(self):
