@@ -648,10 +648,11 @@ class Trainer:
             return self.step
         first = finite_until + 1
         epoch, batch = divmod(first - 1, self.steps_per_epoch)
-        where = (f"at step {first} (epoch" if first == self.step
-                 else f"between steps {first} and {self.step} (from epoch")
-        self._diverged(f"the training loss became NaN or infinite {where} {epoch + 1}, batch {batch + 1} of "
-                       f"{self.steps_per_epoch}")
+        position = f"epoch {epoch + 1}, batch {batch + 1} of {self.steps_per_epoch}"
+        if first == self.step:
+            self._diverged(f"the training loss became NaN or infinite at step {first}", position)
+        self._diverged(f"the training loss became NaN or infinite between steps {first} and {self.step}",
+                       f"from {position}")
 
     def _stop_if_weights_not_finite(self) -> None:
         """Never save weights that are NaN or infinite: a step can break them (an infinite
@@ -659,18 +660,19 @@ class Trainer:
         tensors = [t for t in (*self.model.parameters(), *self.model.buffers()) if t.is_floating_point()]
         if not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
             return
-        self._diverged(f"the model's weights became NaN or infinite by step {self.step} (while the training losses "
-                       f"were finite")
+        self._diverged(f"the model's weights became NaN or infinite by step {self.step}",
+                       "while the training losses were finite")
 
-    def _diverged(self, what: str) -> None:
+    def _diverged(self, what: str, detail: str) -> None:
+        """Raise the error of a diverged run: ``what`` happened (``detail``), nothing is saved."""
         self.logger.end_progress()
         if LAST in checkpoint_tags(self.out_dir):
             kept = f"its last checkpoint ({self.out_dir / LAST}.*, from before that step) is unchanged"
         else:
             kept = "no checkpoint had been written yet"
         raise CnnlabError(
-            f"{what}; learning rate {self.optimizer.param_groups[0]['lr']:.4g}), so the run stopped without saving; "
-            f"{kept}. A loss that explodes usually means the learning rate is too high: try a smaller --lr, a "
+            f"{what} ({detail}; learning rate {self.optimizer.param_groups[0]['lr']:.4g}), so the run stopped "
+            f"without saving; {kept}. A loss that explodes usually means the learning rate is too high: try a smaller --lr, a "
             f"warm-up (--set warmup_epochs=1), gradient clipping (--set grad_clip_norm=1) or --set precision=fp32")
 
     def _accumulate(self, loss_sum, correct, images, started) -> None:
@@ -772,7 +774,8 @@ class Trainer:
                           f"{max(1, eval_batch // 2)}")
             elif self._resume_state is not None:
                 advice = (f"while training with batch size {batch}: a resumed run keeps its batch size, so resume "
-                          f"on a device with more memory, or start a new run with e.g. --batch-size {max(1, batch // 2)}")
+                          f"on a device with more memory, or start a new run with e.g. --batch-size "
+                          f"{max(1, batch // 2)}")
             else:
                 advice = (f"while training with batch size {batch}: try a smaller batch, e.g. --batch-size "
                           f"{max(1, batch // 2)} (with --lr scaled by the same factor, the linear scaling rule)")
