@@ -102,6 +102,7 @@ def test_eval_on_the_training_split(run_dir, tmp_path, capsys):
     from cnnlab.data import InMemoryLoader, load_dataset
     from cnnlab.eval import load_run
     from cnnlab.train import evaluate
+    from cnnlab.train.precision import resolve_precision
 
     result = _json(capsys, ["eval", str(run_dir), "--tag", "last", "--split", "train", "--out", str(tmp_path),
                             "--json"])
@@ -111,7 +112,11 @@ def test_eval_on_the_training_split(run_dir, tmp_path, capsys):
     run = load_run(run_dir, "last", device="cpu")
     train = load_dataset("digits", "train", val_fraction=run.config.val_fraction, seed=run.config.split_seed,
                          image_size=run.config.image_size)
-    direct = evaluate(run.model, InMemoryLoader.from_dataset(train, 256, shuffle=False, mean=run.mean, std=run.std))
+    # The same batches in the run's precision (bf16 autocast on a CPU with native bf16), as the command.
+    batch_size = run.config.eval_batch_size or 2 * run.config.batch_size
+    direct = evaluate(run.model, InMemoryLoader.from_dataset(train, batch_size, shuffle=False, mean=run.mean,
+                                                             std=run.std),
+                      device_type="cpu", precision=resolve_precision(run.device, run.config.precision, False))
     assert result["top1"] == pytest.approx(direct["top1"], abs=1e-9)
 
 

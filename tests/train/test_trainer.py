@@ -29,6 +29,8 @@ from cnnlab.train import (
     train,
 )
 
+from cnnlab.train.precision import resolve_precision
+
 from ..data.helpers import make_tree
 from .helpers import StopAt, tiny, weights
 
@@ -53,7 +55,10 @@ def test_demo_recipe_through_the_cli(tmp_path, capsys):
     assert report["model"] == "lenet5" and report["dataset"] == "digits" and report["epochs"] == 15
     assert report["test_top5"] is not None and 1 <= report["best_epoch"] <= 15
     assert {"torch", "torchvision", "cnnlab", "python"} <= set(report["versions"])
-    assert report["precision"]["name"] == "fp32" and report["device"]["type"] == "cpu"
+    # The fast default of this CPU: bf16 autocast where it has native bf16, fp32 elsewhere.
+    expected = resolve_precision(torch.device("cpu"), "auto", "auto")
+    assert report["precision"]["name"] == expected.name and report["device"]["type"] == "cpu"
+    assert report["precision"]["channels_last"] == expected.channels_last
     assert report["config"]["mean"] and report["config"]["std"] and report["config"]["image_size"] == 32
     for name in ("report.json", "curves.png", "last.safetensors"):
         assert str(out / name) in printed
@@ -281,6 +286,23 @@ def test_resume_refuses_a_changed_config(tmp_path, capsys):
 # ---------------------------------------------------------------------- BN and evaluation
 
 
+def test_top_k_correct_breaks_ties_by_class_index_as_argmax_does():
+    from cnnlab.train.trainer import top_k_correct
+
+    # bf16 logits tie often; a tie is ranked by class index, lowest first, whatever the batch.
+    logits = torch.tensor([[1.0, 3.0, 3.0, 0.0],    # classes 1 and 2 tie for first
+                           [2.0, 2.0, 2.0, 2.0],    # all tie
+                           [0.0, 1.0, 5.0, 5.0],
+                           [float("nan"), 0.0, 0.0, 0.0]])
+    labels = torch.tensor([1, 3, 3, 0])
+    assert int(top_k_correct(logits, labels, 1)) == int((logits.argmax(1) == labels)[:3].sum()) == 1
+    assert [int(top_k_correct(logits[i:i + 1], labels[i:i + 1], 2)) for i in range(4)] == [1, 0, 1, 0]
+    assert int(top_k_correct(logits, labels, 4)) == 3  # everything but the NaN score
+    assert int(top_k_correct(logits, labels, 5)) == 3  # k beyond the classes: all of them
+    for batch in (1, 2, 4):  # the same count whatever the batch size
+        assert sum(int(top_k_correct(logits[i:i + batch], labels[i:i + batch], 1)) for i in range(0, 4, batch)) == 1
+
+
 def test_bn_evaluation_is_independent_of_the_batch(tmp_path):
     modes = []
 
@@ -302,9 +324,14 @@ def test_bn_evaluation_is_independent_of_the_batch(tmp_path):
         return InMemoryLoader.from_dataset(trainer.val_set, size, shuffle=False, mean=trainer.config.mean,
                                            std=trainer.config.std)
 
-    one, many = evaluate(model, batches(1)), evaluate(model, batches(64))
-    assert one["top1"] == many["top1"] == trainer.history[-1]["val_top1"]
-    assert one["loss"] == pytest.approx(many["loss"], rel=1e-5)
+    # In fp32, and in the run's own precision (bf16 autocast on a CPU with native bf16, where
+    # the trainer's validation figure was computed).
+    for precision in (None, trainer.precision):
+        one = evaluate(model, batches(1), device_type="cpu", precision=precision)
+        many = evaluate(model, batches(64), device_type="cpu", precision=precision)
+        assert one["top1"] == many["top1"]
+        assert one["loss"] == pytest.approx(many["loss"], rel=1e-5 if precision is None else 1e-3)
+    assert many["top1"] == trainer.history[-1]["val_top1"]
     logits_one, logits_many = predict_logits(model, batches(1)), predict_logits(model, batches(64))
     assert torch.allclose(logits_one, logits_many, atol=1e-5)
     assert torch.equal(logits_one.argmax(1), logits_many.argmax(1))

@@ -152,9 +152,17 @@ def _split_or_none(load, split: str):
 
 
 def top_k_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
-    """How many rows of ``logits`` have their label among the ``k`` highest scores (a 0-d tensor)."""
-    k = min(k, logits.shape[1])
-    return (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum()
+    """How many rows of ``logits`` have their label among the ``k`` highest scores (a 0-d tensor).
+
+    Equal scores are ranked by class index, lowest first, as ``argmax`` picks them, so that
+    top-1 agrees with a confusion matrix built from ``argmax`` whatever the batch. Ties are
+    common under bf16 autocast (8 bits of mantissa), and ``topk`` breaks them in an order
+    that depends on the kernel, which depends on the batch size. A NaN score never counts.
+    """
+    true_score = logits.gather(1, labels[:, None])
+    lower_index = torch.arange(logits.shape[1], device=logits.device)[None, :] < labels[:, None]
+    ranked_ahead = (logits > true_score) | ((logits == true_score) & lower_index)
+    return ((ranked_ahead.sum(dim=1) < k) & ~true_score[:, 0].isnan()).sum()
 
 
 # ---------------------------------------------------------------------- batches
