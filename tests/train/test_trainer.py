@@ -302,6 +302,12 @@ def test_top_k_correct_breaks_ties_by_class_index_as_argmax_does():
     for batch in (1, 2, 4):  # the same count whatever the batch size
         assert sum(int(top_k_correct(logits[i:i + batch], labels[i:i + batch], 1)) for i in range(0, 4, batch)) == 1
 
+    # argmax takes NaN for the largest score: a NaN competitor ranks ahead of the true class.
+    nan_rival = torch.tensor([[5.0, float("nan"), 1.0], [5.0, 1.0, float("nan")]])
+    rival_labels = torch.tensor([0, 0])
+    assert int(top_k_correct(nan_rival, rival_labels, 1)) == int((nan_rival.argmax(1) == rival_labels).sum()) == 0
+    assert int(top_k_correct(nan_rival, rival_labels, 2)) == 2
+
 
 def test_bn_evaluation_is_independent_of_the_batch(tmp_path):
     modes = []

@@ -157,11 +157,13 @@ def top_k_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.T
     Equal scores are ranked by class index, lowest first, as ``argmax`` picks them, so that
     top-1 agrees with a confusion matrix built from ``argmax`` whatever the batch. Ties are
     common under bf16 autocast (8 bits of mantissa), and ``topk`` breaks them in an order
-    that depends on the kernel, which depends on the batch size. A NaN score never counts.
+    that depends on the kernel, which depends on the batch size. A NaN score ranks first,
+    as ``argmax`` takes NaN for the largest value, so a NaN true score always counts as
+    wrong, and a NaN among the others pushes the true class down one place.
     """
     true_score = logits.gather(1, labels[:, None])
     lower_index = torch.arange(logits.shape[1], device=logits.device)[None, :] < labels[:, None]
-    ranked_ahead = (logits > true_score) | ((logits == true_score) & lower_index)
+    ranked_ahead = (logits > true_score) | ((logits == true_score) & lower_index) | logits.isnan()
     return ((ranked_ahead.sum(dim=1) < k) & ~true_score[:, 0].isnan()).sum()
 
 
