@@ -113,7 +113,7 @@ def test_eval_on_the_training_split(run_dir, tmp_path, capsys):
     train = load_dataset("digits", "train", val_fraction=run.config.val_fraction, seed=run.config.split_seed,
                          image_size=run.config.image_size)
     # The same batches in the run's precision (bf16 autocast on a CPU with native bf16), as the command.
-    batch_size = run.config.eval_batch_size or 2 * run.config.batch_size
+    batch_size = run.config.evaluation_batch_size
     direct = evaluate(run.model, InMemoryLoader.from_dataset(train, batch_size, shuffle=False, mean=run.mean,
                                                              std=run.std),
                       device_type="cpu", precision=resolve_precision(run.device, run.config.precision, False))

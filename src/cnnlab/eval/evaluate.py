@@ -240,7 +240,7 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
     if split not in EVAL_SPLITS:
         raise CnnlabError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
     config = run.config
-    batch_size = batch_size or config.eval_batch_size or 2 * config.batch_size
+    batch_size = batch_size or config.evaluation_batch_size
     if batch_size <= 0:
         raise CnnlabError(f"batch size must be positive, got {batch_size}")
     top_losses = DEFAULT_TOP_LOSSES if top_losses is None else top_losses
@@ -523,7 +523,7 @@ def predict_images(run: LoadedRun, paths: Sequence[str | Path], top_k: int = 5,
         raise CnnlabError(f"--top-k must be a positive integer, got {top_k}")
     if not paths:
         raise CnnlabError("give at least one image file")
-    batch_size = batch_size or run.config.eval_batch_size or 2 * run.config.batch_size
+    batch_size = batch_size or run.config.evaluation_batch_size
     if batch_size < 1:
         raise CnnlabError(f"--batch-size must be a positive integer, got {batch_size}")
     size = target_size(image_size) if image_size is not None else _input_size(run)

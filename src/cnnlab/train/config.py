@@ -142,6 +142,12 @@ class TrainConfig:
         converted = {key: _coerce(key, value, hints[key]) for key, value in changes.items()}
         return dataclasses.replace(self, **converted)
 
+    @property
+    def evaluation_batch_size(self) -> int:
+        """The batch size of validation, test and prediction: ``eval_batch_size``, else twice
+        the training batch (no gradients or optimiser state to hold, so twice fits)."""
+        return self.eval_batch_size or 2 * self.batch_size
+
     def validate(self) -> "TrainConfig":
         """Check the values that the library's builders would otherwise only reject later."""
         _positive_int("epochs", self.epochs)

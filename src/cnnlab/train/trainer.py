@@ -457,7 +457,7 @@ class Trainer:
         if config.label_smoothing and any(a.name == "label_smoothing" for a in self.pipeline.target_augmentations):
             raise CnnlabError("label smoothing is set twice (label_smoothing and label_smoothing(...) in augment); "
                               "keep one")
-        eval_batch = config.eval_batch_size or 2 * config.batch_size
+        eval_batch = config.evaluation_batch_size
         # Size-changing augmentations (scale + crop) have a test-time form: resize and centre crop.
         eval_transform = self.pipeline.eval_transform if self.pipeline.image_augmentations else None
         common = dict(mean=config.mean, std=config.std, channels_last=self.precision.channels_last)
@@ -774,7 +774,7 @@ class Trainer:
             if not is_out_of_memory(error):
                 raise
             self.logger.end_progress()
-            batch, eval_batch = self.config.batch_size, self.config.eval_batch_size or 2 * self.config.batch_size
+            batch, eval_batch = self.config.batch_size, self.config.evaluation_batch_size
             if self._phase == "setting up":
                 advice = (f"while setting up the run (loading {self.config.data!r}, building {self.config.model!r}): "
                           f"an image folder too large for memory can be streamed from disk with --set "
