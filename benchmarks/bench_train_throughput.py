@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
           f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, device {device_name}; "
           f"compile {args.compile or 'off'}; ResNet-20, "
           f"batch {BATCH}, {args.steps} timed steps after {args.warmup} warm-up steps")
+    # The trainer and the synthetic loop run in the trainer's defaults for this device; the usual loop in fp32.
+    print(f"cnnlab and synthetic: {resolve_precision(torch.device(args.device)).reason}; usual loop: fp32, "
+          f"channels-first")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         ours = cnnlab_rate(archive, scratch, args.warmup, args.steps, args.device, args.compile)
