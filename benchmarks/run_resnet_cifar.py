@@ -34,6 +34,19 @@ RECIPES = ("resnet20-cifar10", "resnet56-cifar10", "plain20-cifar10", "plain56-c
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 
 
+def default_archive() -> str:
+    """The shared JPEG tree beside the repository, relative to the working directory.
+
+    Each run folder's config.yaml records the data path, and run folders may be kept in
+    the repository (benchmarks/cpu-runs/), so the path there must hold on any machine
+    with ``../shared`` beside the checkout, not only on the one that started the run.
+    """
+    try:
+        return os.path.relpath(DEFAULT_ARCHIVE)
+    except ValueError:  # another drive (Windows): no relative path exists
+        return str(DEFAULT_ARCHIVE)
+
+
 def run_state(run_dir: Path) -> str:
     """``done`` (report.json written), ``partial`` (a last checkpoint to resume) or ``new``."""
     if (run_dir / "report.json").is_file():
@@ -65,7 +78,7 @@ def summary_line(recipe: str, run_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/resnet-cifar", help="folder holding one run folder per recipe")
-    parser.add_argument("--archive", default=str(DEFAULT_ARCHIVE), help="the CIFAR-10 JPEG tree (.tar.gz)")
+    parser.add_argument("--archive", default=default_archive(), help="the CIFAR-10 JPEG tree (.tar.gz)")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--parallel", type=int, default=len(RECIPES), help="runs at the same time")
