@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = Path(args.runs)
     out = Path(args.out) if args.out else runs / "degradation.png"
-    missing = [recipe for _, recipes in PANELS for recipe in recipes
-               if not (runs / recipe / "metrics.csv").is_file()]
+    metrics = {recipe: runs / recipe / "metrics.csv" for _, recipes in PANELS for recipe in recipes}
+    missing = [recipe for recipe, path in metrics.items() if not path.is_file()]
     # A folder may hold only some of the four runs (the CPU runs have no plain nets):
     # draw the panels that have at least one run, and name the runs left out.
     panels = [(title, recipes) for title, recipes in PANELS if any(r not in missing for r in recipes)]
@@ -50,10 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     axes = axes[0]
     for ax, (title, recipes) in zip(axes, panels):
         for recipe in recipes:
-            metrics = runs / recipe / "metrics.csv"
             if recipe in missing:
                 continue
-            rows = read_metrics_csv(metrics)
+            rows = read_metrics_csv(metrics[recipe])
             depth = re.sub(r"\D", "", recipe.split("-")[0])
             iterations = [row["epoch"] * STEPS_PER_EPOCH / 1e4 for row in rows]
             train_error = [100.0 - row["train_top1"] for row in rows]
