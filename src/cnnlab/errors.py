@@ -1,5 +1,13 @@
-"""The one exception type for mistakes a user can fix (bad name, bad path, bad value)."""
+"""The exception types for mistakes a user can fix (bad name, bad path, bad value).
+
+:class:`CnnlabError` is the one type the command line catches: it prints the message
+without a traceback and exits with status 2. Its subclasses say *which* mistake it was,
+so that code which recovers from one (a data set without a test split, a model that does
+not take an argument) tests the type, never the wording of the message.
+"""
+import difflib
 import errno
+from collections.abc import Iterable
 
 
 class CnnlabError(Exception):
@@ -7,6 +15,43 @@ class CnnlabError(Exception):
 
     The command-line tool prints it without a traceback and exits with status 2.
     """
+
+
+class UnknownNameError(CnnlabError):
+    """A name that is not among the valid ones (a model, recipe, claim, augmentation, key)."""
+
+
+class MissingSplitError(CnnlabError):
+    """A data set has no such split (no test folder, or no validation part with val_fraction 0)."""
+
+    def __init__(self, message: str, split: str):
+        super().__init__(message)
+        self.split = split
+
+
+class ModelArgumentError(CnnlabError):
+    """A model's constructor does not take an argument it was given (``argument`` names it)."""
+
+    def __init__(self, message: str, argument: str):
+        super().__init__(message)
+        self.argument = argument
+
+
+def close_names(name: str, choices: Iterable[str], n: int = 5, cutoff: float = 0.5) -> list[str]:
+    """The valid names closest to a mistyped ``name``, closest first (none when none is close)."""
+    return difflib.get_close_matches(str(name), list(choices), n=n, cutoff=cutoff)
+
+
+def did_you_mean(name: str, choices: Iterable[str], n: int = 5) -> str:
+    """``" Did you mean: a, b?"`` with the valid names closest to ``name``, or ``""`` when none is close."""
+    close = close_names(name, choices, n)
+    return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def unknown_name(kind: str, name: str, choices: Iterable[str], advice: str, n: int = 5) -> UnknownNameError:
+    """The error for an unknown ``kind`` called ``name``: the closest valid names, then ``advice``
+    (how to list them all). Raise what it returns: ``raise unknown_name(...) from None``."""
+    return UnknownNameError(f"unknown {kind} {name!r}.{did_you_mean(name, choices, n)} {advice}")
 
 
 # What torch's allocators say when memory runs out: CUDA and MPS ("... out of memory"), the

@@ -6,14 +6,15 @@ that ``create_model("resnet50")`` and the zoo tables need no per-model code.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
+import inspect
+import typing
 from dataclasses import dataclass, field
 from typing import Callable
 
 from torch import nn
 
-from .errors import CnnlabError
+from .errors import CnnlabError, ModelArgumentError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,24 @@ def model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise CnnlabError(
-            f"unknown model {name!r}.{hint} Run `cnnlab models` to list all {len(_REGISTRY)} models."
-        ) from None
+        raise unknown_name("model", name, _REGISTRY, f"Run `cnnlab models` to list all {len(_REGISTRY)} models.") from None
+
+
+def _accepts(builder: Callable[..., nn.Module], key: str) -> bool:
+    """Whether ``builder`` takes the keyword ``key``: as its own parameter or, when it passes
+    ``**kwargs`` on (the ``_resnet(..., **kwargs)`` idiom), as an optional parameter of the model
+    class it is annotated to return. The class's required parameters (depth, stage layout) are
+    the configuration the builder names, so they are not the caller's to override."""
+    parameters = inspect.signature(builder).parameters
+    if key in parameters:
+        return True
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return False
+    returned = typing.get_type_hints(builder).get("return")
+    if not isinstance(returned, type):
+        return False
+    parameter = inspect.signature(returned).parameters.get(key)
+    return parameter is not None and parameter.default is not parameter.empty
 
 
 def create_model(
@@ -162,10 +176,10 @@ def create_model(
         raise CnnlabError(f"num_classes must be at least 1, got {kwargs['num_classes']}")
     if kwargs["in_chans"] < 1:
         raise CnnlabError(f"in_chans must be at least 1, got {kwargs['in_chans']}")
-    try:
-        model = info.builder(**kwargs)
-    except TypeError as error:
-        raise CnnlabError(f"cannot build {name!r} with {overrides}: {error}") from None
+    for key in overrides:
+        if not _accepts(info.builder, key):
+            raise ModelArgumentError(f"cannot build {name!r} with {overrides}: it takes no argument {key!r}", key)
+    model = info.builder(**kwargs)
     # The record travels with the instance so tools find its default input size; a model
     # whose input depends on its arguments (MobileNet's resolution multiplier, EfficientNet's
     # scaled resolution, another in_chans) says so with ``default_input_size``.

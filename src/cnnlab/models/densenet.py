@@ -149,7 +149,8 @@ _IMAGENET_CONFIGS: dict[int, tuple[int, tuple[int, int, int, int]]] = {
 def _densenet(depth: int, num_classes: int, in_chans: int, **kwargs) -> DenseNet:
     growth_rate, block_config = _IMAGENET_CONFIGS[depth]
     kwargs.setdefault("growth_rate", growth_rate)
-    return DenseNet(block_config=block_config, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    kwargs.setdefault("block_config", block_config)
+    return DenseNet(num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 def cifar_densenet_bc(depth: int = 100, growth_rate: int = 12, num_classes: int = 10, in_chans: int = 3,

@@ -212,7 +212,8 @@ class EfficientNet(ClassifierModel):
     ``classifier`` = dropout, ``Linear``. Stochastic depth rises linearly over the
     blocks, block ``i`` of ``N`` dropping its branch with probability
     ``drop_path_rate * i / N`` (torchvision's schedule, 0 for the first block).
-    ``resolution`` is recorded as the model's default input size.
+    ``resolution`` is recorded as the model's default input size; ``norm_kwargs`` go to every
+    normalisation layer (B5-B7 use TensorFlow's BN eps and momentum).
     """
 
     classifier_name = "classifier.1"
@@ -227,9 +228,10 @@ class EfficientNet(ClassifierModel):
         resolution: int = BASE_RESOLUTION,
         norm: str | None = "batchnorm",
         act: str = "silu",
-        **norm_kwargs,
+        norm_kwargs: dict | None = None,
     ):
         super().__init__()
+        norm_kwargs = dict(norm_kwargs or {})
         if not stages:
             raise CnnlabError("EfficientNet needs at least one MBConv stage")
         if not 0.0 <= dropout < 1.0:
@@ -277,8 +279,7 @@ def efficientnet(phi: int, num_classes: int = 1000, in_chans: int = 3, scaling: 
     coefficients = scaling_for(phi, scaling)
     kwargs.setdefault("dropout", coefficients.dropout)
     if _check_phi(phi) >= 5:
-        for key, value in _TF_BATCHNORM.items():
-            kwargs.setdefault(key, value)
+        kwargs.setdefault("norm_kwargs", _TF_BATCHNORM)
     return EfficientNet(scale_stages(coefficients.width, coefficients.depth), num_classes=num_classes,
                         in_chans=in_chans, resolution=coefficients.resolution, **kwargs)
 
@@ -314,48 +315,56 @@ def _register(phi: int):
 
 
 @_register(0)
-def efficientnet_b0(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b0(num_classes: int = 1000, in_chans: int = 3, scaling: str = "released",
+                    **kwargs) -> EfficientNet:
     """EfficientNet-B0 (phi = 0): the searched baseline of paper Table 1, 224x224."""
-    return efficientnet(0, num_classes, in_chans, **kwargs)
+    return efficientnet(0, num_classes, in_chans, scaling, **kwargs)
 
 
 @_register(1)
-def efficientnet_b1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b1(num_classes: int = 1000, in_chans: int = 3, scaling: str = "released",
+                    **kwargs) -> EfficientNet:
     """EfficientNet-B1 (phi = 1): width 1.0, depth 1.1, 240x240 (released coefficients)."""
-    return efficientnet(1, num_classes, in_chans, **kwargs)
+    return efficientnet(1, num_classes, in_chans, scaling, **kwargs)
 
 
 @_register(2)
-def efficientnet_b2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b2(num_classes: int = 1000, in_chans: int = 3, scaling: str = "released",
+                    **kwargs) -> EfficientNet:
     """EfficientNet-B2 (phi = 2): width 1.1, depth 1.2, 260x260 (released coefficients)."""
-    return efficientnet(2, num_classes, in_chans, **kwargs)
+    return efficientnet(2, num_classes, in_chans, scaling, **kwargs)
 
 
 @_register(3)
-def efficientnet_b3(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b3(num_classes: int = 1000, in_chans: int = 3, scaling: str = "released",
+                    **kwargs) -> EfficientNet:
     """EfficientNet-B3 (phi = 3): width 1.2, depth 1.4, 300x300 (released coefficients)."""
-    return efficientnet(3, num_classes, in_chans, **kwargs)
+    return efficientnet(3, num_classes, in_chans, scaling, **kwargs)
 
 
 @_register(4)
-def efficientnet_b4(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b4(num_classes: int = 1000, in_chans: int = 3, scaling: str = "released",
+                    **kwargs) -> EfficientNet:
     """EfficientNet-B4 (phi = 4): width 1.4, depth 1.8, 380x380 (released coefficients)."""
-    return efficientnet(4, num_classes, in_chans, **kwargs)
+    return efficientnet(4, num_classes, in_chans, scaling, **kwargs)
 
 
 @_register(5)
-def efficientnet_b5(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b5(num_classes: int = 1000, in_chans: int = 3, scaling: str = "released",
+                    **kwargs) -> EfficientNet:
     """EfficientNet-B5 (phi = 5): width 1.6, depth 2.2, 456x456 (released coefficients)."""
-    return efficientnet(5, num_classes, in_chans, **kwargs)
+    return efficientnet(5, num_classes, in_chans, scaling, **kwargs)
 
 
 @_register(6)
-def efficientnet_b6(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b6(num_classes: int = 1000, in_chans: int = 3, scaling: str = "released",
+                    **kwargs) -> EfficientNet:
     """EfficientNet-B6 (phi = 6): width 1.8, depth 2.6, 528x528 (released coefficients)."""
-    return efficientnet(6, num_classes, in_chans, **kwargs)
+    return efficientnet(6, num_classes, in_chans, scaling, **kwargs)
 
 
 @_register(7)
-def efficientnet_b7(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b7(num_classes: int = 1000, in_chans: int = 3, scaling: str = "released",
+                    **kwargs) -> EfficientNet:
     """EfficientNet-B7 (phi = 7): width 2.0, depth 3.1, 600x600 (released coefficients)."""
-    return efficientnet(7, num_classes, in_chans, **kwargs)
+    return efficientnet(7, num_classes, in_chans, scaling, **kwargs)

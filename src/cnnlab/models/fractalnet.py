@@ -144,8 +144,8 @@ class FractalNet(ClassifierModel):
         return self.forward_head(self._run(x, column))
 
 
-def _fractalnet(columns: int, num_classes: int, in_chans: int, **kwargs) -> FractalNet:
-    kwargs.setdefault("columns", columns)
+def _fractalnet(default_columns: int, num_classes: int, in_chans: int, **kwargs) -> FractalNet:
+    kwargs.setdefault("columns", default_columns)
     return FractalNet(num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 

@@ -216,7 +216,8 @@ def googlenet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GoogLeNet
     weights were trained with), so ``torchvision.models.googlenet`` checkpoints load
     unchanged with ``strict=True``.
     """
-    return GoogLeNet(num_classes=num_classes, in_chans=in_chans, branch3_kernel_size=3, **kwargs)
+    kwargs.setdefault("branch3_kernel_size", 3)
+    return GoogLeNet(num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model(
@@ -237,4 +238,5 @@ def googlenet_paper(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> Goo
     LRN, and its dropout defaults to the paper's 40% (torchvision uses 20%).
     """
     kwargs.setdefault("dropout", 0.4)
-    return GoogLeNet(num_classes=num_classes, in_chans=in_chans, branch3_kernel_size=5, **kwargs)
+    kwargs.setdefault("branch3_kernel_size", 5)
+    return GoogLeNet(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -110,7 +110,8 @@ class CifarResNet(ClassifierModel):
 
 
 def _cifar_resnet(depth: int, num_classes: int, in_chans: int, shortcut: bool, **kwargs) -> CifarResNet:
-    return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut, **kwargs)
+    kwargs.setdefault("shortcut", shortcut)
+    return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 def _register_cifar(depth: int, top1: float | None, note: str):

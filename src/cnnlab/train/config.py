@@ -9,7 +9,6 @@ trains the default.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import types
@@ -19,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import CnnlabError
+from ..errors import CnnlabError, UnknownNameError, close_names, unknown_name
 
 DEFAULT_RECIPE = "lenet5-digits"
 
@@ -245,10 +244,10 @@ def _reject_unknown(values: dict, where: str) -> None:
         return
     hints = []
     for key in unknown:
-        close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+        close = close_names(key, valid, n=1, cutoff=0.6)
         hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    raise CnnlabError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)} in {where}. "
-                      f"Valid keys: {', '.join(valid)}")
+    raise UnknownNameError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)} in {where}. "
+                           f"Valid keys: {', '.join(valid)}")
 
 
 _TYPE_CACHE: dict[str, Any] = {}
@@ -418,10 +417,8 @@ def load_recipe(recipe: str | os.PathLike | None = None, overrides: dict | None 
         name = str(recipe)
         names = recipe_names()
         if name not in names:
-            close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise CnnlabError(f"unknown recipe {name!r}.{hint} Shipped recipes: {', '.join(names)} "
-                              "(`cnnlab recipes` describes them), or give the path of a YAML file")
+            raise unknown_name("recipe", name, names, f"Shipped recipes: {', '.join(names)} (`cnnlab recipes` "
+                               "describes them), or give the path of a YAML file", n=3)
         text = (_recipe_dir() / f"{name}.yaml").read_text(encoding="utf-8")
         config = _config_from_text(text, name, f"recipe {name!r}")
     changes = dict(overrides or {})

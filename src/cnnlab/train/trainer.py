@@ -37,7 +37,7 @@ from torch import nn
 from ..data import (InMemoryLoader, channel_stats, load_dataset, parse_augment, smooth_labels,
                     soft_target_cross_entropy)
 from ..data.loader import epoch_generator
-from ..errors import CnnlabError, first_line, is_out_of_memory
+from ..errors import CnnlabError, ModelArgumentError, first_line, is_out_of_memory
 from ..registry import create_model, model_info
 from .checkpoint import (BEST, LAST, STATE_SUFFIX, WEIGHTS_SUFFIX, checkpoint_tags, load_checkpoint,
                          restore_rng_state)
@@ -102,16 +102,13 @@ def build_model(config: TrainConfig, num_classes: int, in_chans: int) -> nn.Modu
             overrides[key] = getattr(config, key)
     try:
         model = create_model(config.model, num_classes=num_classes, in_chans=in_chans, **overrides)
-    except CnnlabError as error:
-        rejected = [k for k in overrides if f"unexpected keyword argument '{k}'" in str(error)]
-        if rejected:
-            key = rejected[0]
-            origin = "model_args" if key in config.model_args and key not in ("dropout", "drop_path_rate") else key
-            has = {"dropout": "alexnet, zfnet, vgg*, googlenet, nin", "drop_path_rate": "the ResNet families"}
-            hint = f" (models that take it: {has[key]})" if key in has else ""
-            raise CnnlabError(f"model {config.model!r} has no {key!r} setting, so `{origin}` cannot be applied; "
-                              f"set it to null (the model's default) or choose another model{hint}") from None
-        raise
+    except ModelArgumentError as error:
+        key = error.argument
+        origin = "model_args" if key in config.model_args and key not in ("dropout", "drop_path_rate") else key
+        has = {"dropout": "alexnet, zfnet, vgg*, googlenet, nin", "drop_path_rate": "the ResNet families"}
+        hint = f" (models that take it: {has[key]})" if key in has else ""
+        raise CnnlabError(f"model {config.model!r} has no {key!r} setting, so `{origin}` cannot be applied; "
+                          f"set it to null (the model's default) or choose another model{hint}") from None
     if config.init != "default" or config.zero_init_residual:
         init_weights(model, config.init, std=config.init_std, zero_init_residual=config.zero_init_residual)
     return model
