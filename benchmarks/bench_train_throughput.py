@@ -43,7 +43,7 @@ from torchvision import transforms
 
 import cnnlab
 from cnnlab.train import Callback, Trainer, load_recipe
-from cnnlab.train.precision import autocast_context, resolve_precision
+from cnnlab.device import autocast_context, resolve_precision
 
 MEAN = (0.4913, 0.4821, 0.4465)
 STD = (0.2452, 0.2428, 0.2606)

@@ -1,5 +1,6 @@
 """The command line as a user runs it: output, JSON, and errors without tracebacks."""
 import json
+import os
 import subprocess
 import sys
 
@@ -57,3 +58,18 @@ def test_claims_command(capsys):
 def test_console_script_and_version():
     result = run("--version")
     assert result.returncode == 0 and "cnnlab" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["models"], ["models", "--json"], ["summary", "lenet5"], ["recipes"]])
+def test_output_into_a_closed_pipe_ends_quietly_with_status_0(args):
+    """`cnnlab models | head -1`: the reader closed the pipe, which is not an error. The read end
+    is closed before the command starts, so its first write meets the closed pipe every time."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "cnnlab", *args], stdout=write_end, stderr=subprocess.PIPE,
+                              timeout=300)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stderr == b""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from pathlib import Path
@@ -105,7 +106,7 @@ def cmd_claims(args, console: Console) -> None:
 
     figures = []
     if args.figures:
-        from .analysis.claims_training import write_claim_figures
+        from .analysis.claims import write_claim_figures
 
         figures = write_claim_figures(args.figures)
     results = check_claims()
@@ -126,7 +127,7 @@ def cmd_claims(args, console: Console) -> None:
                   + (f", {counts['error']} could not be computed" if counts["error"] else "")
                   + ". A claim differs when the computed value is outside the stated tolerance; the reason says why.")
     if args.figures:
-        from .analysis.claims_training import initialization_table
+        from .analysis.claims import initialization_table
 
         columns, rows = initialization_table()
         study = Table(title="Weight initialisation study: activation statistics per layer", show_lines=True)
@@ -218,7 +219,7 @@ def cmd_recipes(args, console: Console) -> None:
 
 
 def cmd_eval(args, console: Console) -> None:
-    from .eval.evaluate import evaluate_run, load_run, write_eval
+    from .eval import evaluate_run, load_run, write_eval
 
     run = load_run(args.checkpoint, args.tag, device=args.device)
     result = evaluate_run(run, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
@@ -249,7 +250,7 @@ def cmd_eval(args, console: Console) -> None:
 
 
 def cmd_predict(args, console: Console) -> None:
-    from .eval.evaluate import load_run, predict_images
+    from .eval import load_run, predict_images
 
     run = load_run(args.checkpoint, args.tag, device=args.device)
     results = predict_images(run, args.images, top_k=args.top_k, image_size=args.image_size,
@@ -373,11 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Console(Console):
+    """rich's console, except that a closed pipe (``cnnlab models | head -1``) ends the command
+    quietly with status 0, as ``ls | head -1`` does; rich's own choice is status 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``cnnlab`` and ``python -m cnnlab``."""
     args = build_parser().parse_args(argv)
     # Piped output keeps whole table rows instead of folding them to 80 columns.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = _Console() if sys.stdout.isatty() else _Console(width=200)
     # soft_wrap: an error is one line however long (the terminal folds it), so a path in it is
     # never broken and a log can be searched for it.
     errors = Console(stderr=True, soft_wrap=True)
@@ -386,7 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as error:
         errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False)
         return 2
-    except (RuntimeError, MemoryError, OSError) as error:
+    except BrokenPipeError:
+        # `cnnlab models | head -1` closed the pipe: the reader has what it wanted, not an error.
+        # Point stdout at /dev/null so that the flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (RuntimeError, MemoryError, OSError) as error:  # after BrokenPipeError, an OSError too
         if not is_out_of_memory(error):
             raise
         # The trainer words its own; this covers evaluation and prediction.
@@ -396,7 +411,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("interrupted")
         return 130
-    except BrokenPipeError:  # `cnnlab models --json | head` closed the pipe: not an error
-        sys.stderr.close()
-        return 0
     return 0

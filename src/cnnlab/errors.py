@@ -7,7 +7,7 @@ not take an argument) tests the type, never the wording of the message.
 """
 import difflib
 import errno
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 
 class CnnlabError(Exception):
@@ -52,6 +52,17 @@ def unknown_name(kind: str, name: str, choices: Iterable[str], advice: str, n: i
     """The error for an unknown ``kind`` called ``name``: the closest valid names, then ``advice``
     (how to list them all). Raise what it returns: ``raise unknown_name(...) from None``."""
     return UnknownNameError(f"unknown {kind} {name!r}.{did_you_mean(name, choices, n)} {advice}")
+
+
+def canonical_name(kind: str, requested: str, names: Sequence[str], aliases: Mapping[str, str]) -> str:
+    """``requested`` as one of ``names``, case-insensitively and with ``aliases`` (``he`` for
+    ``kaiming``, ``float16`` for ``fp16``) mapped; otherwise an :class:`UnknownNameError` that
+    lists the names."""
+    key = str(requested).lower()
+    key = aliases.get(key, key)
+    if key not in names:
+        raise UnknownNameError(f"unknown {kind} {requested!r}; choose one of {', '.join(names)}")
+    return key
 
 
 # What torch's allocators say when memory runs out: CUDA and MPS ("... out of memory"), the

@@ -15,6 +15,7 @@ from typing import Callable
 from torch import nn
 
 from .errors import CnnlabError, ModelArgumentError, unknown_name
+from .layers import init_weights
 
 
 @dataclass(frozen=True)
@@ -189,4 +190,29 @@ def create_model(
         from .weights import load_weights
 
         load_weights(model, weights)
+    return model
+
+
+def build_model(config, *, num_classes: int, in_chans: int) -> nn.Module:
+    """The model a run's config describes, for a data set of ``num_classes`` classes and ``in_chans``
+    channels: ``config.model`` with ``config.model_args``, the regularisation overrides
+    (``dropout``, ``drop_path_rate``) when set, then the named initialisation (``init``,
+    ``init_std``, ``zero_init_residual``). ``config`` is a :class:`cnnlab.train.TrainConfig` or
+    anything with those fields; the trainer and the evaluation of a saved run both build here."""
+    model_info(config.model)  # an unknown name fails here, with suggestions
+    overrides = dict(config.model_args)
+    for key in ("dropout", "drop_path_rate"):
+        if getattr(config, key) is not None:
+            overrides[key] = getattr(config, key)
+    try:
+        model = create_model(config.model, num_classes=num_classes, in_chans=in_chans, **overrides)
+    except ModelArgumentError as error:
+        key = error.argument
+        origin = "model_args" if key in config.model_args and key not in ("dropout", "drop_path_rate") else key
+        has = {"dropout": "alexnet, zfnet, vgg*, googlenet, nin", "drop_path_rate": "the ResNet families"}
+        hint = f" (models that take it: {has[key]})" if key in has else ""
+        raise CnnlabError(f"model {config.model!r} has no {key!r} setting, so `{origin}` cannot be applied; "
+                          f"set it to null (the model's default) or choose another model{hint}") from None
+    if config.init != "default" or config.zero_init_residual:
+        init_weights(model, config.init, std=config.init_std, zero_init_residual=config.zero_init_residual)
     return model

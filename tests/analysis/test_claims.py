@@ -23,7 +23,7 @@ from cnnlab.analysis.claims import (
     format_value,
     normalize_whitespace,
 )
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import UnknownNameError
 
 SEEDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "seeds"
 
@@ -247,7 +247,8 @@ def results() -> dict[str, ClaimResult]:
 
 
 def _builtin_claims() -> list[Claim]:
-    return [c for c in all_claims() if c.compute.__module__ == claims_module.__name__]
+    modules = {topic.__name__ for topic in claims_module.ARCHITECTURE_TOPICS}
+    return [c for c in all_claims() if c.compute.__module__ in modules]
 
 
 # --- the quotes are really in the seeds --------------------------------------------------
@@ -304,8 +305,10 @@ def test_check_claims_by_id_and_unknown_id():
     [result] = check_claims(["alexnet-conv1-weights"])
     assert result.computed == 11 * 11 * 3 * 96
     assert result.to_dict()["lecture_text"] == "35K"
-    with pytest.raises(CnnlabError, match="alexnet-conv1-weights"):
+    with pytest.raises(UnknownNameError, match="alexnet-conv1-weights") as error:
         check_claims(["alexnet-conv1-weight"])
+    assert str(error.value).startswith("unknown claim 'alexnet-conv1-weight'. Did you mean: alexnet-conv1-weights")
+    assert str(error.value).endswith(f"Run `cnnlab claims` to list all {len(all_claims())} claims.")
 
 
 def _claim(value, lecture, tolerance, explanation="", note="", unit="values") -> Claim:

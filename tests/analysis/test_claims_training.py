@@ -13,8 +13,19 @@ import pytest
 import torch
 
 from cnnlab.analysis import claims as claims_module
-from cnnlab.analysis import claims_training as training
-from cnnlab.analysis.claims import all_claims, check_claims
+from cnnlab.analysis.claims import (
+    INITIALIZATION_RUNS,
+    TRAINING_TOPICS,
+    all_claims,
+    batchnorm_example,
+    check_claims,
+    dropout_example,
+    initial_loss,
+    initialization_study,
+    initialization_table,
+    label_smoothing_example,
+    smoothed_targets,
+)
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
 
@@ -52,9 +63,9 @@ def results():
 
 
 def test_the_module_registers_exactly_these_claims():
-    ids = [c.id for c in all_claims() if c.compute.__module__ == training.__name__]
+    modules = {topic.__name__ for topic in TRAINING_TOPICS}
+    ids = [c.id for c in all_claims() if c.compute.__module__ in modules]
     assert ids == list(VERDICTS)
-    assert "cnnlab.analysis.claims_training" in claims_module.CLAIM_MODULES
 
 
 def test_verdicts(results):
@@ -75,7 +86,7 @@ def test_batchnorm_example_matches_numpy(results):
 
 
 def test_batchnorm_stores_the_unbiased_variance_for_inference():
-    example = training.batchnorm_example()
+    example = batchnorm_example()
     assert example.running_variance == pytest.approx(np.var(_X, ddof=1), rel=1e-12)  # 20/3, not 5
     assert example.variance == pytest.approx(np.var(_X, ddof=0), rel=1e-9)
 
@@ -86,12 +97,12 @@ def test_inverted_dropout(results):
     assert abs(results["dropout-drop-probability"].computed - 0.5) < 0.005
     assert results["dropout-inverted-scale"].computed == pytest.approx(1 / (1 - 0.5))
     assert abs(results["dropout-expected-output"].computed - 1.0) < 0.005
-    assert training.dropout_example().eval_mean == 1.0  # test time: no dropout, no rescaling
+    assert dropout_example().eval_mean == 1.0  # test time: no dropout, no rescaling
 
 
 def test_dropout_example_other_rate_and_caller_random_state_untouched():
     state = torch.get_rng_state()
-    example = training.dropout_example(p=0.2, size=200_000, seed=3)
+    example = dropout_example(p=0.2, size=200_000, seed=3)
     assert torch.equal(torch.get_rng_state(), state)
     assert abs(example.dropped - 0.2) < 0.01
     assert example.survivor_value == pytest.approx(1 / 0.8)
@@ -101,7 +112,7 @@ def test_dropout_example_other_rate_and_caller_random_state_untouched():
 # --- initial loss -------------------------------------------------------------------------
 
 def test_initial_loss_is_ln_c_plus_half_the_logit_variance(results):
-    loss = training.initial_loss()
+    loss = initial_loss()
     assert results["initial-loss-ln-c"].computed == loss.loss
     assert loss.num_classes == 10
     # A uniform softmax gives ln(C); averaged over the labels the loss can only be larger
@@ -117,7 +128,7 @@ def _gains(result) -> list[float]:
 
 
 def test_relu_small_init_collapses_by_the_predicted_factor(results):
-    result = training.initialization_study("relu", "normal", std=0.01)
+    result = initialization_study("relu", "normal", std=0.01)
     assert (result.layers, result.width) == (6, 4096)
     expected = 0.01 * math.sqrt(4096 / 2)  # 0.45 per layer
     assert all(g == pytest.approx(expected, rel=0.05) for g in _gains(result))
@@ -126,7 +137,7 @@ def test_relu_small_init_collapses_by_the_predicted_factor(results):
 
 
 def test_relu_large_init_blows_up_by_the_predicted_factor(results):
-    result = training.initialization_study("relu", "normal", std=0.05)
+    result = initialization_study("relu", "normal", std=0.05)
     expected = 0.05 * math.sqrt(4096 / 2)  # 2.26 per layer
     assert all(g == pytest.approx(expected, rel=0.05) for g in _gains(result))
     assert result.stds[-1] > 50
@@ -134,7 +145,7 @@ def test_relu_large_init_blows_up_by_the_predicted_factor(results):
 
 
 def test_relu_kaiming_init_keeps_the_scale(results):
-    result = training.initialization_study("relu", "kaiming")
+    result = initialization_study("relu", "kaiming")
     assert result.weight_std == pytest.approx(math.sqrt(2 / 4096), rel=0.005)
     assert results["init-kaiming-std"].computed == result.weight_std
     assert 0.5 < result.stds[-1] / result.stds[0] < 2
@@ -143,9 +154,9 @@ def test_relu_kaiming_init_keeps_the_scale(results):
 
 
 def test_tanh_runs_collapse_saturate_or_stay_scaled():
-    small = training.initialization_study("tanh", "normal", std=0.01)
-    large = training.initialization_study("tanh", "normal", std=0.05)
-    xavier = training.initialization_study("tanh", "xavier")
+    small = initialization_study("tanh", "normal", std=0.01)
+    large = initialization_study("tanh", "normal", std=0.05)
+    xavier = initialization_study("tanh", "xavier")
     assert all(b < a for a, b in zip(small.stds, small.stds[1:])) and small.stds[-1] < 0.1
     assert all(s > 0.25 for s in large.saturated) and min(large.stds) > 0.8  # pinned at +-1
     assert max(xavier.saturated) < 0.02 and xavier.stds[-1] > 0.25
@@ -154,17 +165,17 @@ def test_tanh_runs_collapse_saturate_or_stay_scaled():
 def test_study_rejects_bad_settings_and_keeps_the_random_state():
     for kwargs in ({"activation": "sigmoid"}, {"init": "default"}, {"width": 0}, {"batch": 1}):
         with pytest.raises(CnnlabError):
-            training.initialization_study(**kwargs)
+            initialization_study(**kwargs)
     state = torch.get_rng_state()
-    small = training.initialization_study("relu", "kaiming", layers=3, width=64, batch=32, seed=1)
+    small = initialization_study("relu", "kaiming", layers=3, width=64, batch=32, seed=1)
     assert torch.equal(torch.get_rng_state(), state)
     assert len(small.stds) == 3
 
 
 def test_table_lists_every_run_with_its_layers():
-    columns, rows = training.initialization_table(layers=2, width=64, batch=16)
+    columns, rows = initialization_table(layers=2, width=64, batch=16)
     assert columns[2:4] == ("layer 1 std / mean", "layer 2 std / mean")
-    assert len(rows) == len(training.INITIALIZATION_RUNS)
+    assert len(rows) == len(INITIALIZATION_RUNS)
     assert all(len(row) == len(columns) for row in rows)
 
 
@@ -176,8 +187,16 @@ def test_label_smoothing_follows_the_formula(results):
     assert results["label-smoothing-other-class"].computed == pytest.approx((1 - eps) * 0 + eps / k, rel=1e-6)
     assert results["label-smoothing-soft-labels"].computed == pytest.approx((0.91, 0.01), rel=1e-6)
     assert results["label-smoothing-loss"].computed == pytest.approx(1.0, abs=1e-6)
-    example = training.label_smoothing_example()
+    example = label_smoothing_example()
     assert example.builtin_loss == pytest.approx(example.soft_target_loss, rel=1e-6)
+
+
+def test_smoothed_targets_follow_the_formula_for_any_eps_and_class_count():
+    # Read off the gradient of F.cross_entropy(label_smoothing=...): (1 - eps) * one-hot + eps / K.
+    targets = smoothed_targets(2, 5, 0.2)
+    expected = torch.full((1, 5), 0.2 / 5, dtype=torch.float64)
+    expected[0, 2] += 1 - 0.2
+    assert torch.allclose(targets, expected, rtol=0, atol=1e-15)
 
 
 # --- the command line ---------------------------------------------------------------------

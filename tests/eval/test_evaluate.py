@@ -54,7 +54,7 @@ def test_eval_matches_the_run_report(run_dir, tmp_path, capsys):
 def test_top_losses_and_most_confused(run_dir, tmp_path, capsys):
     """fastai's plot_top_losses and most_confused: the confident mistakes, drawn, and the pairs mixed up most."""
     from cnnlab.eval import load_run
-    from cnnlab.eval.evaluate import evaluate_run
+    from cnnlab.eval import evaluate_run
 
     result = _json(capsys, ["eval", str(run_dir), "--tag", "last", "--top-losses", "7", "--out", str(tmp_path),
                             "--json"])
@@ -102,7 +102,7 @@ def test_eval_on_the_training_split(run_dir, tmp_path, capsys):
     from cnnlab.data import InMemoryLoader, load_dataset
     from cnnlab.eval import load_run
     from cnnlab.train import evaluate
-    from cnnlab.train.precision import resolve_precision
+    from cnnlab.device import resolve_precision
 
     result = _json(capsys, ["eval", str(run_dir), "--tag", "last", "--split", "train", "--out", str(tmp_path),
                             "--json"])
@@ -116,7 +116,7 @@ def test_eval_on_the_training_split(run_dir, tmp_path, capsys):
     batch_size = run.config.evaluation_batch_size
     direct = evaluate(run.model, InMemoryLoader.from_dataset(train, batch_size, shuffle=False, mean=run.mean,
                                                              std=run.std),
-                      device_type="cpu", precision=resolve_precision(run.device, run.config.precision, False))
+                      precision=resolve_precision(run.device, run.config.precision, False))
     assert result["top1"] == pytest.approx(direct["top1"], abs=1e-9)
 
 
@@ -160,7 +160,7 @@ def test_predict_goes_in_evaluation_batches_with_the_same_answers(run_dir, tmp_p
 
     from cnnlab.data import load_dataset
     from cnnlab.eval import load_run
-    from cnnlab.eval.evaluate import predict_images
+    from cnnlab.eval import predict_images
 
     test = load_dataset("digits", "test", image_size=32)
     files = []

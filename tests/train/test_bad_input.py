@@ -41,7 +41,7 @@ def run_files(directory):
     (["--set", "momentum=1.5"], "momentum must be a number in [0.0, 1.0), got 1.5"),
     (["--set", "weight_decay=-1e-4"], "weight_decay must be a number in [0.0, inf)"),
     (["--set", "gamma=0"], "gamma must be a number in (0.0, 1.0]"),
-    (["--set", "precision=fp8"], "precision must be one of auto, fp32, bf16, fp16"),
+    (["--set", "precision=fp8"], "unknown precision 'fp8'; choose one of auto, fp32, bf16, fp16"),
     (["--set", "init=lecun"], "unknown init scheme 'lecun'"),
     (["--set", "augment=flop"], "unknown augmentation 'flop'"),
 ])
@@ -214,7 +214,7 @@ def test_other_errors_are_not_mistaken_for_out_of_memory():
 def test_out_of_memory_in_cnnlab_eval_exits_2_with_advice(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     train(tiny(epochs=1), out, quiet=True)
-    from cnnlab.eval import evaluate as evaluate_module
+    import cnnlab.eval as evaluate_module
 
     def out_of_memory(*args, **kwargs):
         raise CUDA_OOM

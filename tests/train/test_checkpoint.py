@@ -18,7 +18,7 @@ from cnnlab.train import (
     restore_rng_state,
     save_checkpoint,
 )
-from cnnlab.train import checkpoint as checkpoint_module
+from cnnlab.runs import checkpoint as checkpoint_module
 
 from .conftest import SmallNet
 

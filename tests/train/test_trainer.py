@@ -17,6 +17,7 @@ from cnnlab.train import (
     Callback,
     TrainConfig,
     Trainer,
+    check_config,
     checkpoint_tags,
     evaluate,
     field_names,
@@ -29,7 +30,7 @@ from cnnlab.train import (
     train,
 )
 
-from cnnlab.train.precision import resolve_precision
+from cnnlab.device import resolve_precision
 
 from ..data.helpers import make_tree
 from .helpers import StopAt, tiny, weights
@@ -135,7 +136,7 @@ def test_shipped_recipes_load_and_validate():
     rows = {row["name"]: row for row in list_recipes()}
     assert REQUIRED_RECIPES <= set(rows)
     for name in rows:
-        config = load_recipe(name).validate()
+        config = check_config(load_recipe(name))
         assert config.recipe == name and config.description
     resnet = load_recipe("resnet20-cifar10")
     assert (resnet.lr, resnet.momentum, resnet.weight_decay, resnet.batch_size) == (0.1, 0.9, 1e-4, 128)
@@ -287,7 +288,7 @@ def test_resume_refuses_a_changed_config(tmp_path, capsys):
 
 
 def test_top_k_correct_breaks_ties_by_class_index_as_argmax_does():
-    from cnnlab.train.trainer import top_k_correct
+    from cnnlab.eval import top_k_correct
 
     # bf16 logits tie often; a tie is ranked by class index, lowest first, whatever the batch.
     logits = torch.tensor([[1.0, 3.0, 3.0, 0.0],    # classes 1 and 2 tie for first
@@ -333,8 +334,8 @@ def test_bn_evaluation_is_independent_of_the_batch(tmp_path):
     # In fp32, and in the run's own precision (bf16 autocast on a CPU with native bf16, where
     # the trainer's validation figure was computed).
     for precision in (None, trainer.precision):
-        one = evaluate(model, batches(1), device_type="cpu", precision=precision)
-        many = evaluate(model, batches(64), device_type="cpu", precision=precision)
+        one = evaluate(model, batches(1), precision=precision)
+        many = evaluate(model, batches(64), precision=precision)
         assert one["top1"] == many["top1"]
         assert one["loss"] == pytest.approx(many["loss"], rel=1e-5 if precision is None else 1e-3)
     assert many["top1"] == trainer.history[-1]["val_top1"]
@@ -361,7 +362,7 @@ def test_a_run_without_validation_split_reports_no_best_val(tmp_path, capsys):
 
 
 def test_a_model_with_data_dependent_init_is_set_from_the_training_images(tmp_path, monkeypatch):
-    from cnnlab.train.trainer import init_sample
+    from cnnlab.data import init_sample
 
     root = make_tree(tmp_path / "tree", per_class=12, splits=("train", "test"), size=(32, 32))
     config = tiny(data=str(root), model="airbench94", model_args={"widths": [8, 16, 16]}, epochs=1, batch_size=12,
@@ -398,8 +399,8 @@ def test_flip_test_time_augmentation_averages_image_and_mirror(tmp_path):
     assert flipped["loss"] == pytest.approx(float(nn.functional.nll_loss(probs.log(), labels)), rel=1e-5)
     assert flipped["top1"] == pytest.approx(100.0 * float((probs.argmax(1) == labels).float().mean()))
     assert flipped["loss"] != pytest.approx(plain["loss"])
-    with pytest.raises(CnnlabError, match="tta"):
-        evaluate(model, [(images, labels)], tta="10crop")
+    with pytest.raises(CnnlabError, match="unknown TTA mode 'mirror'"):
+        evaluate(model, [(images, labels)], tta="mirror")
     with pytest.raises(CnnlabError, match="unknown tta"):
         tiny(tta="mirror").validate()
     report = train(tiny(epochs=1, tta="flip"), tmp_path / "run", quiet=True)
@@ -408,7 +409,7 @@ def test_flip_test_time_augmentation_averages_image_and_mirror(tmp_path):
 
 def test_init_sample_is_spread_over_the_split_and_bounded_in_pixels():
     from cnnlab.data.datasets import ArrayDataset
-    from cnnlab.train.trainer import init_sample
+    from cnnlab.data import init_sample
 
     images = torch.arange(100, dtype=torch.uint8).view(-1, 1, 1, 1).expand(100, 3, 8, 8).contiguous()
     dataset = ArrayDataset(images, torch.arange(100) % 10, [str(c) for c in range(10)], "numbers", "memory")

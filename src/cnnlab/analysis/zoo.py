@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_write_text
+from ..paths import default_cache_dir
 from ..registry import list_models, model_info
 from .summary import summarize
 
@@ -71,8 +72,6 @@ def _is_shipped(name: str) -> bool:
 
 
 def _cache_path() -> Path | None:
-    from ..data.cache import default_cache_dir
-
     digest = hashlib.sha256(torch.__version__.encode())
     for source in sorted(_PACKAGE_ROOT.rglob("*.py")):
         digest.update(source.relative_to(_PACKAGE_ROOT).as_posix().encode())

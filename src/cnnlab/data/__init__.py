@@ -4,12 +4,12 @@
 (IDX), scikit-learn's digits, and image-folder trees in folders or .tar/.tar.gz/.zip
 archives; data sets that fit in memory are decoded once into a uint8 tensor and cached.
 """
-from .cache import default_cache_dir
+from ..paths import default_cache_dir
 from .datasets import (DATASET_NAMES, ArrayDataset, StreamingImageDataset, default_data_root, list_datasets,
                        load_dataset)
 from .policy import DataWarning
 from .splits import stratified_split
-from .stats import channel_stats, describe_dataset
+from .stats import channel_stats, describe_dataset, init_sample
 
 __all__ = [
     "ArrayDataset",
@@ -20,16 +20,17 @@ __all__ = [
     "default_cache_dir",
     "default_data_root",
     "describe_dataset",
+    "init_sample",
     "list_datasets",
     "load_dataset",
     "stratified_split",
 ]
 
-# Batched augmentation, the in-memory loader and the per-sample v2 twins (augment.py, loader.py).
+# Batched augmentation, the in-memory loader and the per-sample v2 twins (augment/, loader.py).
 from .augment import (AUGMENTATION_NAMES, AugmentPipeline, ColorJitter, CutMix, Cutout, HorizontalFlip,
                       LabelSmoothing, Mixup, RandomCrop, RandomResizedCrop, RandomScaleCrop, parse_augment,
-                      smooth_labels, soft_target_cross_entropy, v2_transform)
-from .loader import InMemoryLoader
+                      smooth_labels, v2_transform)
+from .loader import InMemoryLoader, StreamingLoader, build_loader
 
 __all__ += [
     "AUGMENTATION_NAMES",
@@ -39,6 +40,8 @@ __all__ += [
     "Cutout",
     "HorizontalFlip",
     "InMemoryLoader",
+    "StreamingLoader",
+    "build_loader",
     "LabelSmoothing",
     "Mixup",
     "RandomCrop",
@@ -46,6 +49,5 @@ __all__ += [
     "RandomScaleCrop",
     "parse_augment",
     "smooth_labels",
-    "soft_target_cross_entropy",
     "v2_transform",
 ]

@@ -44,20 +44,6 @@ class DecodedSet:
     cache_status: str = "off"  # "hit", "miss", "stale", "corrupt", "off" (not cached), "unwritable"
 
 
-def default_cache_dir() -> Path:
-    """``$CNNLAB_CACHE`` if set, else ``~/.cache/cnnlab``."""
-    return Path(os.environ.get("CNNLAB_CACHE") or "~/.cache/cnnlab").expanduser()
-
-
-def resolve_cache_dir(cache_dir: str | os.PathLike | bool | None) -> Path | None:
-    """``None``: the default; ``False``: no cache; anything else: that folder."""
-    if cache_dir is False:
-        return None
-    if cache_dir is None or cache_dir is True:
-        return default_cache_dir()
-    return Path(cache_dir).expanduser()
-
-
 def fingerprint(path: Path) -> dict:
     """What identifies the content of a file or folder cheaply: path, size and modification time."""
     path = path.resolve()

@@ -18,8 +18,9 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import CnnlabError
-from .cache import CacheEntry, DecodedSet, default_cache_dir, resolve_cache_dir
+from ..errors import CnnlabError, MissingSplitError
+from ..paths import default_cache_dir, resolve_cache_dir
+from .cache import CacheEntry, DecodedSet
 from .decode import RESIZE_MODES, BadImage, decode_image, resize_images, target_size
 from .formats import cifar, idx
 from .formats.archive import ARCHIVE_SUFFIXES, archive_kind, is_compressed_tar, peek_names
@@ -58,7 +59,29 @@ _ALIASES = {"cifar-10": "cifar10", "cifar-100": "cifar100", "fashionmnist": "fas
             "fashion_mnist": "fashion-mnist"}
 
 
-class ArrayDataset(Dataset):
+class _LabelledImages(Dataset):
+    """What both kinds of data set carry: labels (int64), class names, where they came
+    from, the split, the per-image transform and the files skipped as unreadable."""
+
+    def __init__(self, labels: torch.Tensor, classes: list[str], name: str, source: str, *, split: str | None,
+                 transform: Callable | None, skipped: list[str] | None):
+        self.labels = labels.to(torch.int64)
+        self.classes = list(classes)
+        self.name = name
+        self.source = source
+        self.split = split
+        self.transform = transform
+        self.skipped = list(skipped or [])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+
+
+class ArrayDataset(_LabelledImages):
     """A data set held in memory: ``images`` (N x C x H x W uint8) and ``labels`` (N int64).
 
     Indexing gives ``(image, label)``, the image as a uint8 tensor, or ``transform(image)``
@@ -75,13 +98,7 @@ class ArrayDataset(Dataset):
             raise CnnlabError(f"need one label per image: {images.shape[0]} images, labels of shape "
                               f"{tuple(labels.shape)}")
         self.images = images
-        self.labels = labels.to(torch.int64)
-        self.classes = list(classes)
-        self.name = name
-        self.source = source
-        self.split = split
-        self.transform = transform
-        self.skipped = list(skipped or [])
+        super().__init__(labels, classes, name, source, split=split, transform=transform, skipped=skipped)
         self.cache_path = cache_path
         self.cache_status = cache_status
 
@@ -95,16 +112,9 @@ class ArrayDataset(Dataset):
         return image, int(self.labels[index])
 
     @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
     def image_shape(self) -> tuple[int, int, int]:
         """``(channels, height, width)`` of every image."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
-
-    def class_counts(self) -> list[int]:
-        return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
 
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.image_shape))
@@ -112,7 +122,7 @@ class ArrayDataset(Dataset):
                 f"classes={len(self.classes)}, source={self.source!r})")
 
 
-class StreamingImageDataset(Dataset):
+class StreamingImageDataset(_LabelledImages):
     """Images decoded from their files on each access, for trees too large for memory.
 
     Indexing gives ``(image, label)``: the image a ``3 x H x W`` uint8 RGB tensor (resized
@@ -128,16 +138,10 @@ class StreamingImageDataset(Dataset):
                  split: str | None = None, image_size: tuple[int, int] | None = None, resize: str = "crop",
                  transform: Callable | None = None, skipped: list[str] | None = None):
         self.files = list(files)
-        self.labels = labels.to(torch.int64)
-        self.classes = list(classes)
-        self.name = name
-        self.source = source
+        super().__init__(labels, classes, name, source, split=split, transform=transform, skipped=skipped)
         self.reader = reader
-        self.split = split
         self.image_size = image_size
         self.resize = resize
-        self.transform = transform
-        self.skipped = list(skipped or [])
 
     def __len__(self) -> int:
         return len(self.files)
@@ -166,13 +170,6 @@ class StreamingImageDataset(Dataset):
             return image, int(self.labels[position])
         raise CnnlabError(f"{self.source}: {self.MAX_CONSECUTIVE_BAD} images in a row from index {index} cannot be "
                           "decoded; check the data set")
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def class_counts(self) -> list[int]:
-        return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
 
     def __repr__(self) -> str:
         return (f"StreamingImageDataset(name={self.name!r}, split={self.split!r}, images={len(self)}, "
@@ -407,15 +404,15 @@ def _choose(splits: dict, split: str, val_fraction: float, seed: int, source: st
     """Pick ``split`` from ``{split: (items, labels)}``, carving ``val`` out of ``train`` if needed."""
     if split == "test" or "val" in splits:
         if split not in splits:
-            raise CnnlabError(f"{source} has no {split} split (it has {', '.join(sorted(splits))})")
+            raise MissingSplitError(f"{source} has no {split} split (it has {', '.join(sorted(splits))})", split)
         return splits[split]
     if "train" not in splits:
-        raise CnnlabError(f"{source} has no training split (it has {', '.join(sorted(splits))})")
+        raise MissingSplitError(f"{source} has no training split (it has {', '.join(sorted(splits))})", "train")
     items, labels = splits["train"]
     if val_fraction == 0:
         if split == "val":
-            raise CnnlabError(f"{source} has no validation split of its own and val_fraction is 0; "
-                              "pass val_fraction > 0 to hold out part of the training set")
+            raise MissingSplitError(f"{source} has no validation split of its own and val_fraction is 0; "
+                                    "pass val_fraction > 0 to hold out part of the training set", "val")
         return items, labels
     keep, held = stratified_split(labels, val_fraction, seed)
     chosen = keep if split == "train" else held

@@ -1,12 +1,22 @@
-"""In-memory loader: the whole data set as one uint8 tensor on the device, augmented in batches.
+"""The two loaders, with one interface: ``len(loader)`` batches, and ``loader.epoch(e, skip)``.
 
-airbench's data path: decode once, keep the uint8 tensor on the training device, and per
-epoch draw a seeded permutation, slice batches, augment them as whole tensors, convert and
-normalise. No worker processes, no per-image Python, no host-to-device copies per step.
+- :class:`InMemoryLoader`, airbench's data path: decode once, keep the uint8 tensor on the
+  training device, and per epoch draw a seeded permutation, slice batches, augment them as
+  whole tensors, convert and normalise. No worker processes, no per-image Python, no
+  host-to-device copies per step.
+- :class:`StreamingLoader`, for image folders too large for memory: ``DataLoader`` workers
+  decode files and run the per-sample ``transforms.v2`` twins of the augmentation; label
+  mixing then runs on the collated batch on the device.
+
+Both draw epoch ``e``'s order and augmentation from :func:`epoch_generator` (a function of
+the seed and the epoch only), so ``epoch(e, skip=b)`` replays batches ``b, b+1, ...`` of epoch
+``e`` exactly as an uninterrupted run saw them: the exact mid-epoch resume. The order is one
+permutation per epoch, the seam where data-parallel training splits it by rank.
+:func:`build_loader` picks the loader a data set needs, for training or for evaluation.
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -15,7 +25,7 @@ from torch import Tensor
 from ..errors import CnnlabError
 from .augment import AugmentPipeline, parse_augment
 
-__all__ = ["InMemoryLoader", "epoch_generator"]
+__all__ = ["InMemoryLoader", "StreamingLoader", "build_loader", "epoch_generator"]
 
 # Mixes the run seed and the epoch into one generator seed (golden-ratio increment, as in
 # splitmix64), so that nearby seeds and epochs do not give overlapping streams.
@@ -56,9 +66,11 @@ class InMemoryLoader:
     or soft targets (``N x num_classes``) when the augmentation mixes labels.
 
     ``augment`` is an :class:`AugmentPipeline` or a spec string for :func:`parse_augment`.
-    ``len(loader)`` is the number of batches per epoch. Iterating runs the current epoch
-    and advances it by one; ``set_epoch(e)`` chooses the epoch (same order and the same
-    augmentation as any earlier run of epoch ``e`` with this seed).
+    ``transform`` runs last, on the normalised batch (evaluation's resize and centre crop).
+    ``len(loader)`` is the number of batches per epoch. ``epoch(e, skip)`` runs epoch ``e``
+    from batch ``skip`` on; iterating runs the current epoch and advances it by one, and
+    ``set_epoch(e)`` chooses it (same order and the same augmentation as any earlier run of
+    epoch ``e`` with this seed).
     """
 
     def __init__(
@@ -77,6 +89,7 @@ class InMemoryLoader:
         channels_last: bool = False,
         dtype: torch.dtype = torch.float32,
         num_classes: int | None = None,
+        transform: Callable[[Tensor], Tensor] | None = None,
     ):
         images = torch.as_tensor(images)
         labels = torch.as_tensor(labels)
@@ -103,6 +116,7 @@ class InMemoryLoader:
         self.seed = int(seed)
         self.channels_last = channels_last
         self.dtype = dtype
+        self.transform = transform
         if num_classes is None and self.augment is not None and self.augment.changes_targets:
             num_classes = self.augment.num_classes
             if num_classes is None and len(self.labels):
@@ -170,6 +184,15 @@ class InMemoryLoader:
         self.epoch += 1
         return self._batches(epoch)
 
+    def epoch_batches(self, epoch: int, skip: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """The batches of ``epoch`` from batch ``skip`` on.
+
+        Skipped batches still run their augmentation, so the random stream of the rest is
+        the one an uninterrupted epoch would have drawn (exact mid-epoch resume)."""
+        for index, batch in enumerate(self._batches(epoch)):
+            if index >= skip:
+                yield batch
+
     def _batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         order = self.order(epoch)
         generator = epoch_generator(self.seed, epoch, stream=1)
@@ -186,6 +209,8 @@ class InMemoryLoader:
                 images, targets = self.augment.mix(images, targets, generator, self.num_classes)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
+            if self.transform is not None:
+                images = self.transform(images)
             yield images, targets
 
     def __repr__(self) -> str:
@@ -195,3 +220,89 @@ class InMemoryLoader:
             f"InMemoryLoader({n} images {c}x{h}x{w} on {self.device}, batch_size={self.batch_size}, "
             f"shuffle={self.shuffle}, drop_last={self.drop_last}, augment={aug!r}, seed={self.seed})"
         )
+
+
+class _EpochOrder(torch.utils.data.Sampler):
+    """The in-memory loader's seeded per-epoch order, from an offset (for mid-epoch resume)."""
+
+    def __init__(self, size: int, seed: int, shuffle: bool):
+        self.size, self.seed, self.shuffle = size, seed, shuffle
+        self.epoch, self.start = 0, 0
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=epoch_generator(self.seed, self.epoch, stream=0))
+        else:
+            order = torch.arange(self.size)
+        return iter(order[self.start:].tolist())
+
+    def __len__(self) -> int:
+        return self.size - self.start
+
+
+class StreamingLoader:
+    """Iterate over a streamed data set (e.g. a :class:`~cnnlab.data.StreamingImageDataset`) in batches.
+
+    ``DataLoader`` workers decode the files and run ``transform`` (the per-sample
+    ``transforms.v2`` form of the augmentation, ending in normalisation; it becomes the data
+    set's ``transform``); the collated batch moves to ``device``, where ``augment``'s label
+    mixing (mixup, cutmix, label smoothing) runs as in the in-memory loader. Same interface as
+    :class:`InMemoryLoader`: ``len(loader)`` batches, ``epoch_batches(e, skip)``.
+    """
+
+    def __init__(self, dataset, batch_size: int, *, device: str | torch.device = "cpu", seed: int = 0,
+                 shuffle: bool = True, drop_last: bool = False, num_workers: int = 0,
+                 transform: Callable | None = None, augment: AugmentPipeline | None = None,
+                 channels_last: bool = False, num_classes: int | None = None):
+        dataset.transform = transform
+        self.sampler = _EpochOrder(len(dataset), seed, shuffle)
+        self.batch_size, self.drop_last = int(batch_size), drop_last
+        self.device, self.seed = torch.device(device), int(seed)
+        self.augment = augment if augment is not None and augment.changes_targets else None
+        self.channels_last, self.num_classes = channels_last, num_classes
+        self.size = len(dataset)
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_size=self.batch_size, sampler=self.sampler, num_workers=num_workers, drop_last=drop_last,
+            pin_memory=self.device.type == "cuda", persistent_workers=False)
+
+    def __len__(self) -> int:
+        return self.size // self.batch_size if self.drop_last else -(-self.size // self.batch_size)
+
+    def epoch_batches(self, epoch: int, skip: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """The batches of ``epoch`` from batch ``skip`` on (the skipped files are not read)."""
+        self.sampler.epoch, self.sampler.start = epoch, skip * self.batch_size
+        generator = epoch_generator(self.seed, epoch, stream=1)
+        for images, targets in self.loader:
+            images = images.to(self.device, non_blocking=True)
+            targets = targets.to(self.device, non_blocking=True)
+            if self.augment is not None:
+                images, targets = self.augment.mix(images, targets, generator, self.num_classes)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, targets
+
+
+def build_loader(dataset, batch_size: int, *, train: bool, augment: AugmentPipeline, mean, std,
+                 device: str | torch.device = "cpu", seed: int = 0, drop_last: bool = False, num_workers: int = 0,
+                 channels_last: bool = False) -> "InMemoryLoader | StreamingLoader":
+    """The loader of ``dataset``: in memory when it is (it has an ``images`` tensor), else streamed.
+
+    ``train=True``: shuffled by ``seed``, augmented by ``augment``. ``train=False`` (validation,
+    test, a saved run's evaluation): the stored order, with only the test-time form of the
+    augmentation (resize and centre crop for the size-changing ones), so the trainer and
+    ``cnnlab eval`` see the same evaluation batches."""
+    num_classes = len(dataset.classes) if getattr(dataset, "classes", None) is not None else None
+    if hasattr(dataset, "images"):
+        if train:
+            return InMemoryLoader.from_dataset(dataset, batch_size, shuffle=True, drop_last=drop_last,
+                                               augment=augment, device=device, seed=seed, mean=mean, std=std,
+                                               channels_last=channels_last)
+        # Size-changing augmentations (scale + crop) have a test-time form: resize and centre crop.
+        transform = augment.eval_transform if augment.image_augmentations else None
+        return InMemoryLoader.from_dataset(dataset, batch_size, shuffle=False, device=device, mean=mean, std=std,
+                                           channels_last=channels_last, transform=transform)
+    return StreamingLoader(dataset, batch_size, device=device, seed=seed if train else 0, shuffle=train,
+                           drop_last=drop_last if train else False, num_workers=num_workers,
+                           transform=augment.to_v2(train=train, mean=mean, std=std),
+                           augment=augment if train else None, channels_last=channels_last,
+                           num_classes=num_classes)

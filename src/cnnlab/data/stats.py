@@ -126,3 +126,29 @@ def describe_dataset(spec, split: str = "train", **load_options) -> dict:
         "skipped_files": len(dataset.skipped),
         "cache": getattr(dataset, "cache_status", "off"),
     }
+
+
+INIT_SAMPLE_PIXELS = 5000 * 32 * 32  # 5,000 CIFAR-sized images; fewer when they are larger
+
+
+def init_sample(dataset, mean, std, pixels: int = INIT_SAMPLE_PIXELS) -> torch.Tensor:
+    """Training images (before augmentation), normalised: what a model's ``init_from_data`` sees
+    (airbench's patch whitening).
+
+    As many images as fit in ``pixels`` (5,000 at 32x32), evenly spaced through the split,
+    so that a class-ordered folder gives every class."""
+    images = getattr(dataset, "images", None)
+    first = images[0] if isinstance(images, torch.Tensor) else dataset.load_image(0)
+    count = max(1, min(len(dataset), pixels // (first.shape[-2] * first.shape[-1])))
+    indices = torch.linspace(0, len(dataset) - 1, count).round().long()
+    if isinstance(images, torch.Tensor):
+        batch = images[indices]
+    else:
+        loaded = [dataset.load_image(int(index)) for index in indices]
+        if len({tuple(image.shape) for image in loaded}) > 1:
+            raise CnnlabError("this model initialises itself from training images, which here have different "
+                              "sizes; set image_size (e.g. --set image_size=32)")
+        batch = torch.stack(loaded)
+    mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (batch.float() / 255 - mean) / std

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.augment.ops import resize_shorter_side  # one resize for training's eval_transform and TTA
 from ..errors import CnnlabError
 
 __all__ = ["RESNET_TEST_SCALES", "TTA_MODES", "ten_crop", "resize_shorter_side", "tta_predict"]
@@ -22,16 +23,6 @@ __all__ = ["RESNET_TEST_SCALES", "TTA_MODES", "ten_crop", "resize_shorter_side",
 RESNET_TEST_SCALES: tuple[int, ...] = (224, 256, 384, 480, 640)
 
 TTA_MODES: tuple[str, ...] = ("none", "flip", "10crop", "multiscale")
-
-
-def resize_shorter_side(images: Tensor, size: int) -> Tensor:
-    """Resize a float batch so that its shorter side is ``size`` (bilinear, antialiased),
-    keeping the aspect ratio, as torchvision's ``Resize(size)``."""
-    h, w = images.shape[-2:]
-    if min(h, w) == size:
-        return images
-    new_h, new_w = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
-    return F.interpolate(images, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
 
 
 def ten_crop(images: Tensor, size: int) -> Tensor:

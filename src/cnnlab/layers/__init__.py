@@ -12,7 +12,7 @@ from .inverted_residual import InvertedResidual, MBConv, make_divisible
 from .dense import DenseBlock, DenseLayer, Transition, compressed_channels
 from .fractal import FractalBlock, FractalConv, FractalJoin
 from .convnext_block import ConvNeXtBlock, Permute
-from .weight_init import init_he_fan_out
+from .weight_init import INIT_SCHEMES, init_he_fan_out, init_scheme_name, init_weights
 from .nas_cells import FactorizedReduction, NasPool, ReLUConvBN, SeparableConv2d, StackedSeparableConv
 
 __all__ = [
@@ -54,4 +54,7 @@ __all__ = [
     "SeparableConv2d",
     "StackedSeparableConv",
     "init_he_fan_out",
+    "INIT_SCHEMES",
+    "init_scheme_name",
+    "init_weights",
 ]

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..atomic import atomic_write_text
 from ..errors import CnnlabError
-from .checkpoint import save_checkpoint
+from ..runs.checkpoint import save_checkpoint
 from .report import plot_curves, write_json, write_metrics_csv
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write, atomic_write_text
+from ..atomic import atomic_write_text
+from ..figures import save_figure
 
 # The per-epoch columns of metrics.csv, in order. Accuracies in percent, losses in nats (the val
 # loss is plain cross-entropy, without label smoothing); lr is the learning rate at the end of
@@ -135,8 +136,3 @@ def plot_curves(path: str | os.PathLike, history: list[dict], title: str = "") -
         figure.suptitle(title)
     figure.tight_layout()
     return save_figure(figure, path)
-
-
-def save_figure(figure, path: str | os.PathLike) -> Path:
-    """Write a matplotlib figure as PNG atomically (temp file + rename): a reader never sees half a file."""
-    return atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))

@@ -1,4 +1,8 @@
-"""Mixed precision and memory format: what to turn on for the device a run trains on, and why."""
+"""Where a run computes and in what precision: the device, mixed precision and memory format, and why.
+
+Both the trainer and the evaluation of a saved run choose through this one module, so a run
+is evaluated with the same precision and layout rules it was trained with.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -7,9 +11,24 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import CnnlabError
+from .errors import CnnlabError, canonical_name
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: CUDA when present, else the CPU; otherwise the named device, checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise CnnlabError(f"device must be auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CnnlabError(f"device {name!r} asked for, but CUDA is not available on this machine; use cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise CnnlabError("device 'mps' asked for, but Apple's MPS is not available here; use cpu or auto")
+    return device
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _ALIASES = {"float32": "fp32", "32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "16": "fp16"}
 # x86 flags of CPUs with bfloat16 arithmetic in hardware (Cooper Lake's AVX512-BF16,
@@ -117,11 +136,7 @@ def resolve_channels_last(device, requested: bool | str = "auto") -> bool:
 
 def precision_name(requested: str) -> str:
     """``requested`` as one of :data:`PRECISIONS` (aliases such as ``float16`` accepted); raises otherwise."""
-    key = str(requested).lower()
-    key = _ALIASES.get(key, key)
-    if key not in PRECISIONS:
-        raise CnnlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
-    return key
+    return canonical_name("precision", requested, PRECISIONS, _ALIASES)
 
 
 def resolve_precision(device, requested: str = "auto", channels_last: bool | str = "auto") -> Precision:

@@ -18,7 +18,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..data import parse_augment
+from ..device import precision_name
 from ..errors import CnnlabError, UnknownNameError, close_names, unknown_name
+from ..layers import init_scheme_name
 
 DEFAULT_RECIPE = "lenet5-digits"
 
@@ -148,7 +151,9 @@ class TrainConfig:
         return self.eval_batch_size or 2 * self.batch_size
 
     def validate(self) -> "TrainConfig":
-        """Check the values that the library's builders would otherwise only reject later."""
+        """Check the values that the library's builders would otherwise only reject later
+        (the trainer also runs its optimiser and schedule builders on them:
+        :func:`cnnlab.train.run.check_config`)."""
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         if self.eval_batch_size is not None:
@@ -202,29 +207,11 @@ class TrainConfig:
             raise CnnlabError("give both mean and std, or neither (then they are computed on the training split)")
         if self.std is not None and min(self.std) <= 0:
             raise CnnlabError(f"std must be positive, got {self.std}")
-        self._check_with_the_builders()
-        return self
-
-    def _check_with_the_builders(self) -> None:
-        """Run the builders of the optimiser, schedule and augmentation on stand-ins, and check
-        the precision and initialisation names, so that a bad name or value fails before the
-        data loads, with the builder's own message. (The stand-in layer is left uninitialised,
-        so checking draws nothing from the random generators.)"""
-        import torch
-
-        from ..data import parse_augment
-        from .init import init_scheme_name
-        from .optim import build_optimizer
-        from .precision import precision_name
-        from .schedule import schedule_from_config
-
+        # Names checked by their own modules, with their own messages, before any data loads.
         precision_name(self.precision)
         init_scheme_name(self.init)
         parse_augment(self.augment)
-        optimizer = build_optimizer(
-            torch.nn.utils.skip_init(torch.nn.Linear, 1, 1), self.optimizer, self.lr, momentum=self.momentum, nesterov=self.nesterov,
-            weight_decay=self.weight_decay, betas=self.betas, no_decay_norm_and_bias=self.no_decay_norm_and_bias)
-        schedule_from_config(optimizer, self, steps_per_epoch=1000)  # any epoch length will do
+        return self
 
 
 def _positive_int(name: str, value: int) -> None:
@@ -303,29 +290,20 @@ def _convert(value, hint):
         if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off"):
             return value.lower() in ("true", "yes", "on")
         raise _Mismatch
-    if hint is int:
+    if hint in (int, float):
         if isinstance(value, bool):
             raise _Mismatch
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                raise _Mismatch from None
-        raise _Mismatch
-    if hint is float:
-        if isinstance(value, bool):
-            raise _Mismatch
-        if isinstance(value, (int, float)):
-            return float(value)
         if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
-                return float(value)
+                return hint(value)
             except ValueError:
                 raise _Mismatch from None
+        if hint is float and isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():  # 32.0 is the integer 32
+            return int(value)
         raise _Mismatch
     if hint is str:
         if isinstance(value, str):

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train import autocast_context, build_grad_scaler, cpu_native_bf16, resolve_channels_last, resolve_precision
-from cnnlab.train import precision as precision_module
+from cnnlab import device as precision_module
+from cnnlab.device import (autocast_context, build_grad_scaler, cpu_native_bf16, resolve_channels_last,
+                           resolve_precision)
 
 SKYLAKE = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 avx512f avx512dq avx512bw avx512_vnni\n\n"
 COOPER_LAKE = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n\n"
@@ -100,7 +101,7 @@ def test_explicit_requests_and_overrides(cpuinfo):
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda: resolve_precision("cpu", "int8"), "precision must be one of auto, fp32, bf16, fp16"),
+    (lambda: resolve_precision("cpu", "int8"), "unknown precision .int8.; choose one of auto, fp32, bf16, fp16"),
     (lambda: resolve_precision("gpu0"), "device must be a torch device"),
     (lambda: resolve_channels_last("cpu", "yes"), "channels_last must be 'auto', True or False"),
 ])

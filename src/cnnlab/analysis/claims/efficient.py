@@ -1,0 +1,181 @@
+"""Claims about the designs after ResNet: depthwise separable convs, the lesson's tables, EfficientNet, ConvNeXt.
+
+The MobileNet worked example compares :class:`cnnlab.layers.DepthwiseSeparableConv` with
+one standard conv; the lesson's table of residual designs and its architecture timeline
+(:data:`TIMELINE`, :func:`architecture_timeline`) are checked row by row against the zoo's
+parameter counts, each row right when the count rounds to the digits written.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..summary import summarize
+from .core import LESSON, claim
+from .inception import googlenet_params
+from .measure import conv_weights, on_meta, param_count, zoo_model
+
+
+# ======================================================================================
+# Depthwise separable convolution (lesson chapter 10, MobileNet worked example)
+# ======================================================================================
+# MobileNet's block (cnnlab.layers.DepthwiseSeparableConv) against one standard conv.
+
+def _standard_3x3() -> nn.Module:
+    return on_meta(lambda: nn.Conv2d(256, 256, 3, padding=1, bias=False))
+
+
+def _separable_3x3() -> nn.Module:
+    from ...layers import DepthwiseSeparableConv
+
+    return on_meta(lambda: DepthwiseSeparableConv(256, 256))
+
+
+@claim(id="separable-weights", text="A depthwise separable 3x3 conv, 256 -> 256 channels, has 67,840 weights",
+       source=LESSON, quote="Total: 67,840 params", lecture_value=67_840, unit="weights", tolerance=0,
+       method="cnnlab.layers.DepthwiseSeparableConv(256, 256): conv weights (BN not counted)")
+def _separable_weights():
+    return conv_weights(_separable_3x3())
+
+
+@claim(id="separable-saving", text="That is 8.7x fewer weights than a standard 3x3 conv", source=LESSON,
+       quote="67,840 params — 8.7× fewer", lecture_value=8.7, lecture_text="8.7x", unit="times fewer weights",
+       tolerance=0.01, note="8.7 states two significant figures",
+       method="Conv2d(256, 256, 3) weights / separable weights")
+def _separable_saving():
+    return conv_weights(_standard_3x3()) / conv_weights(_separable_3x3())
+
+
+@claim(id="standard-3x3-macs", text="A standard 3x3 conv, 256 -> 256 channels, on 14x14 costs 115.6M FLOPs",
+       source=LESSON, quote="FLOPs: 589,824 × 14×14 ≈ 115.6M", lecture_value=115_600_000,
+       lecture_text="115.6M", unit="multiply-adds", tolerance=0.001, note="rounded to 0.1M",
+       method="Conv2d(256, 256, 3, padding=1): traced MACs on 14x14x256")
+def _standard_3x3_macs():
+    return summarize(_standard_3x3(), (256, 14, 14)).total_macs
+
+
+@claim(id="separable-macs", text="The depthwise separable version costs 13.3M FLOPs", source=LESSON,
+       quote="FLOPs: 67,840 × 196 ≈ 13.3M", lecture_value=13_300_000, lecture_text="13.3M",
+       unit="multiply-adds", tolerance=0.005, note="rounded to 0.1M",
+       method="DepthwiseSeparableConv(256, 256): traced MACs of its two convs on 14x14x256")
+def _separable_macs():
+    return summarize(_separable_3x3(), (256, 14, 14)).total_macs
+
+
+# ======================================================================================
+# After ResNet: the lesson's architecture tables and EfficientNet's scaling rule
+# ======================================================================================
+
+def _rounding_tolerance(written: str, value: float) -> float:
+    # A table entry such as "25.0M" or "29M" is right when it is the computed count rounded
+    # to the digits written: within half a unit of its last digit.
+    digits = written.rstrip("M")
+    decimals = len(digits.split(".")[1]) if "." in digits else 0
+    return 0.5 * 10 ** (6 - decimals) / value
+
+
+def _register_params_rows(rows, quote_of, id_prefix: str, table: str) -> None:
+    for name, model, written, compute, explanation in rows:
+        value = float(written.rstrip("M")) * 1e6
+        claim(id=f"{id_prefix}-{model.replace('_', '-')}-params", text=f"{name} has {written} parameters ({table})",
+              source=LESSON, quote=quote_of(name, written), lecture_value=value, lecture_text=written,
+              unit="parameters", tolerance=_rounding_tolerance(written, value),
+              note=f"right if the count rounds to {written}", method=f"{model}: all parameters",
+              explanation=explanation)(compute or (lambda model=model: param_count(zoo_model(model))))
+
+
+# The lesson's comparison of the residual-family designs (chapter 9), flattened in the seed
+# text as "ResNeXt-50Grouped (cardinality)x + Σ Fi(x)25.0M5.6%".
+_FAMILY_TABLE = {
+    "ResNeXt-50": "Grouped (cardinality)x + Σ Fi(x)",
+    "DenseNet-121": "Dense (concat)concat(x0..l)",
+    "SE-ResNet-50": "Channel attentionx + s · F(x)",
+}
+_FAMILY_ERRORS = {"ResNeXt-50": "5.6%", "DenseNet-121": "6.2%", "SE-ResNet-50": "5.5%"}
+_register_params_rows(
+    [("ResNeXt-50", "resnext50_32x4d", "25.0M", None, ""),
+     ("DenseNet-121", "densenet121", "8.0M", None, ""),
+     ("SE-ResNet-50", "se_resnet50", "28.1M", None, "")],
+    lambda name, written: f"{name}{_FAMILY_TABLE[name]}{written}{_FAMILY_ERRORS[name]}",
+    "family", "lesson's table of residual designs")
+
+
+# "The Full Timeline" table of the lesson, flattened as "2017ResNeXt-50Grouped convolutions25.0M77.8%".
+TIMELINE = [
+    # year, name as written, key innovation as written, zoo model, params as written, top-1 as written
+    (2012, "AlexNet", "GPU training + ReLU", "alexnet_paper", "62M", "63.3%"),
+    (2014, "VGG-16", "Small 3×3 filters", "vgg16", "138M", "74.4%"),
+    (2014, "GoogLeNet", "Inception + 1×1 conv", "googlenet_paper", "5M", "74.8%"),
+    (2015, "ResNet-50", "Skip connections", "resnet50", "25.6M", "76.1%"),
+    (2017, "ResNeXt-50", "Grouped convolutions", "resnext50_32x4d", "25.0M", "77.8%"),
+    (2017, "MobileNetV1", "Depthwise separable conv", "mobilenet_v1", "3.4M", "70.6%"),
+    (2017, "DenseNet-121", "Dense connectivity", "densenet121", "8.0M", "74.4%"),
+    (2018, "MobileNetV2", "Inverted residuals", "mobilenet_v2", "3.4M", "72.0%"),
+    (2019, "EfficientNet-B0", "Compound scaling", "efficientnet_b0", "5.3M", "77.1%"),
+    (2022, "ConvNeXt-T", "Modernized ResNet", "convnext_tiny", "29M", "82.1%"),
+]
+_TIMELINE_EXPLANATIONS = {
+    "AlexNet": "62M (62.4M) counts the layer list without the two-GPU split; the paper's two-tower net has "
+               "61.0M and torchvision's single-tower variant 61.1M",
+    "GoogLeNet": "without its auxiliary heads GoogLeNet has about 7.0M parameters (6.6M in torchvision's "
+                 "variant); the FC-1000 layer alone has 1.0M",
+    "MobileNetV1": "MobileNet v1 1.0-224 has 4.2M parameters (its paper's Table 6 says 4.2M); 3.4M is "
+                   "MobileNetV2's count, repeated in the next row",
+    "MobileNetV2": "MobileNetV2 1.0-224 has 3.50M parameters (torchvision's count, equal here); its paper's "
+                   "Table 4 rounds down to 3.4M",
+}
+
+
+def architecture_timeline() -> list[dict]:
+    """The lesson's timeline table (year, architecture, params, top-1) next to the zoo's own counts."""
+    rows = []
+    for year, name, idea, model, written, top1 in TIMELINE:
+        info = _model_info(model)
+        rows.append({"year": year, "architecture": name, "key_innovation": idea, "model": model,
+                     "lecture_params": written, "zoo_params": _timeline_params(model),
+                     "lecture_top1": top1, "zoo_reference_top1": info.reference_top1})
+    return rows
+
+
+def _model_info(name: str):
+    from ...registry import model_info
+
+    return model_info(name)
+
+
+def _timeline_params(model: str) -> int:
+    if model == "googlenet_paper":
+        return googlenet_params()  # without the auxiliary heads, as at test time
+    return param_count(zoo_model(model))
+
+
+_register_params_rows(
+    [(name, model, written, lambda model=model: _timeline_params(model), _TIMELINE_EXPLANATIONS.get(name, ""))
+     for _, name, _, model, written, _ in TIMELINE],
+    lambda name, written: next(f"{y}{n}{i}{w}{t}" for y, n, i, _, w, t in TIMELINE if n == name),
+    "timeline", "lesson's architecture timeline")
+
+
+@claim(id="efficientnet-constraint", text="EfficientNet's scaling constants satisfy alpha * beta^2 * gamma^2 ~ 2",
+       source=LESSON, quote="subject to: α · β2 · γ2 ≈ 2", lecture_value=2.0, lecture_text="≈ 2",
+       unit="FLOPs factor per unit of phi", tolerance=0.05, note="'≈ 2': within 5%",
+       method="cnnlab.models.efficientnet: ALPHA * BETA**2 * GAMMA**2 (1.2, 1.1, 1.15, found by the paper's "
+              "grid search)")
+def _efficientnet_constraint():
+    from ...models.efficientnet import ALPHA, BETA, GAMMA
+
+    return ALPHA * BETA**2 * GAMMA**2
+
+
+@claim(id="efficientnet-b7-params", text="EfficientNet-B7 has 66M parameters", source=LESSON,
+       quote="EfficientNet-B7 achieves 84.3% top-1 accuracy on ImageNet with 66M parameters",
+       lecture_value=66_000_000, lecture_text="66M", unit="parameters", tolerance=0.5 / 66,
+       note="right if the count rounds to 66M", method="efficientnet_b7 (B0 scaled by phi = 7): all parameters")
+def _efficientnet_b7_params():
+    return param_count(zoo_model("efficientnet_b7"))
+
+
+@claim(id="convnext-t-params", text="ConvNeXt-T has 29M parameters", source=LESSON,
+       quote="ConvNeXt-T (29M params)", lecture_value=29_000_000, lecture_text="29M", unit="parameters",
+       tolerance=0.5 / 29, note="right if the count rounds to 29M", method="convnext_tiny: all parameters")
+def _convnext_t_params():
+    return param_count(zoo_model("convnext_tiny"))
