@@ -1,10 +1,13 @@
+import inspect
 import json
+import typing
 
 import pytest
 import torch
 
 import cnnlab
 from cnnlab import CnnlabError, create_model, list_models, model_info
+from cnnlab.registry import _accepts
 
 TORCHVISION_OVERLAP = [
     "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
@@ -164,3 +167,52 @@ def test_zoo_rows_are_cached_by_source_and_torch_version(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path))
     assert zoo.zoo_table("resnet[25]0") == first
     assert sorted(json.loads(cache_file.read_text())) == ["resnet20", "resnet50"]
+
+
+def _builder_chains() -> dict[str, list[str]]:
+    """The registered models grouped by builder chain: builders whose code differs only in its
+    constants (``resnet18`` and ``resnet152``, ``efficientnet_b0..b7``) pass overrides on alike."""
+    chains: dict[tuple, list[str]] = {}
+    for name in list_models():
+        code = model_info(name).builder.__code__
+        chains.setdefault((code.co_code, code.co_names), []).append(name)
+    return {min(names, key=lambda n: model_info(n).weight_layers): names for names in chains.values()}
+
+
+def _overridable_defaults(name: str) -> dict[str, object]:
+    """Every keyword ``create_model`` lets through for ``name`` (registry._accepts), with its default."""
+    builder = model_info(name).builder
+    parameters = dict(inspect.signature(builder).parameters)
+    returned = typing.get_type_hints(builder).get("return")
+    if isinstance(returned, type):
+        parameters = {**inspect.signature(returned).parameters, **parameters}
+    return {key: p.default for key, p in parameters.items()
+            if key not in ("self", "num_classes", "in_chans") and p.default is not p.empty and _accepts(builder, key)}
+
+
+@pytest.mark.parametrize("name", sorted(_builder_chains()))
+def test_every_accepted_override_reaches_the_model(name):
+    # What create_model accepts must build or fail as a user error, never as a raw TypeError from
+    # a builder that also passes the keyword itself ("got multiple values for keyword argument").
+    for key, default in _overridable_defaults(name).items():
+        try:
+            with torch.device("meta"):
+                create_model(name, **{key: default})
+        except CnnlabError:
+            pass
+
+
+def test_builder_overrides_win_over_the_configuration_they_name():
+    with torch.device("meta"):
+        assert not create_model("resnet20", shortcut=False).layer1[0].has_shortcut
+        assert create_model("plain20", shortcut=True).layer1[0].has_shortcut
+        assert create_model("efficientnet_b0", resolution=256).pretrained_cfg.input_size == (3, 256, 256)
+        assert create_model("resnext50_32x4d", groups=8).layer1[0].conv2.groups == 8
+        assert create_model("se_resnet50", groups=2).layer1[0].conv2.groups == 2
+        assert create_model("wide_resnet50_2", width_per_group=64).layer1[0].conv2.out_channels == 64
+        assert "pool0" in dict(create_model("densenet_bc100_k12", stem="imagenet").features.named_children())
+        assert len(create_model("densenet_bc100_k12", block_config=(2, 2)).features.denseblock2) == 2
+    # The depth (and WRN's widening factor) a name states is not the caller's to override.
+    for name, key in (("resnet20", "depth"), ("wrn28_10", "depth"), ("wrn28_10", "widen_factor")):
+        with pytest.raises(CnnlabError, match=key):
+            create_model(name, **{key: 16})

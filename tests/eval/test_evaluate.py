@@ -213,3 +213,32 @@ def test_eval_refuses_other_classes(run_dir, tmp_path, capsys):
                 Image.fromarray(np.full((32, 32), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
     assert main(["eval", str(run_dir), "--data", str(tmp_path / "pets")]) == 2
     assert "differ from the run's" in capsys.readouterr().err.replace("\n", "")
+
+
+def test_a_run_records_its_image_size_and_channels_for_predict(tmp_path, monkeypatch):
+    """A folder of 12x12 RGB images trained without image_size: the run's state says 3 channels
+    at 12x12, so predict resizes a 30x20 photo to the size the model was trained at."""
+    from PIL import Image
+
+    from cnnlab.eval import load_run, predict_images
+    from cnnlab.runs import load_checkpoint
+    from cnnlab.train import load_recipe, train
+
+    from ..data.helpers import make_tree
+
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    root = make_tree(tmp_path / "shapes", per_class=6, splits=("train", "test"), size=(12, 12))
+    config = load_recipe("lenet5-digits", data=str(root), image_size=None, model="resnet20", epochs=1, batch_size=8,
+                         augment="flip", device="cpu", val_fraction=0)
+    train(config, tmp_path / "run", quiet=True)
+    state = load_checkpoint(tmp_path / "run", "last")[1]
+    assert state["data"]["image_size"] == [12, 12] and state["data"]["in_chans"] == 3
+
+    run = load_run(tmp_path / "run", device="cpu")
+    assert run.image_size == (12, 12)
+    sizes = []
+    run.model.register_forward_pre_hook(lambda module, args: sizes.append(tuple(args[0].shape[-2:])))
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (30, 20), (200, 30, 30)).save(photo)
+    (result,) = predict_images(run, [photo], top_k=2)
+    assert sizes == [(12, 12)] and len(result["predictions"]) == 2

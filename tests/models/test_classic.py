@@ -1,14 +1,11 @@
 """LeNet-5, AlexNet (torchvision and paper), ZFNet and VGG at their paper configurations."""
 import pytest
 import torch
-import torchvision
 
 from cnnlab import create_model
 from cnnlab.analysis import summarize
 
-
-def count(model):
-    return sum(p.numel() for p in model.parameters())
+from .parity import n_params, torchvision_parity
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -17,16 +14,8 @@ def count(model):
     ("vgg19_bn", 143_678_248),
 ])
 def test_torchvision_exact(name, expected):
-    ours = create_model(name).eval()
-    reference = getattr(torchvision.models, name)(weights=None).eval()
-    assert count(ours) == count(reference) == expected
-    ours_state, reference_state = ours.state_dict(), reference.state_dict()
-    assert list(ours_state) == list(reference_state)
-    assert all(ours_state[k].shape == reference_state[k].shape for k in ours_state)
-    ours.load_state_dict(reference_state, strict=True)
     x = torch.randn(1, 3, 224, 224) if name in ("alexnet", "vgg16") else torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        assert torch.allclose(ours(x), reference(x), atol=1e-5, rtol=0)
+    torchvision_parity(name, [x], params=expected, rtol=0, atol=1e-5)
 
 
 def test_lenet5_shapes_follow_the_paper():
@@ -36,7 +25,7 @@ def test_lenet5_shapes_follow_the_paper():
     assert rows["conv2"].output_shape == (1, 16, 10, 10)
     assert rows["pool2"].output_shape == (1, 16, 5, 5)
     # C1 6*(25+1), C3 16*(6*25+1) fully connected, C5 120*(400+1), F6 84*(120+1), output 10*(84+1)
-    assert count(create_model("lenet5")) == 6 * 26 + 16 * 151 + 120 * 401 + 84 * 121 + 10 * 85
+    assert n_params(create_model("lenet5")) == 6 * 26 + 16 * 151 + 120 * 401 + 84 * 121 + 10 * 85
     assert isinstance(create_model("lenet5").act1, torch.nn.Tanh)
 
 
@@ -57,7 +46,7 @@ def test_alexnet_paper_is_the_lectures_layer_list():
     assert [m.p for m in model.classifier if isinstance(m, torch.nn.Dropout)] == [0.5, 0.5]
     weights = 11*11*3*96 + 5*5*48*256 + 3*3*256*384 + 3*3*192*384 + 3*3*192*256 + 9216*4096 + 4096*4096 + 4096*1000
     biases = 96 + 256 + 384 + 384 + 256 + 4096 + 4096 + 1000
-    assert count(model) == weights + biases
+    assert n_params(model) == weights + biases
 
 
 def test_zfnet_changes_conv1_and_widens_conv3_to_5():

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
 from torch import nn
 
 import cnnlab
@@ -11,7 +10,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.layers.dense import DenseBlock, DenseLayer, Transition
 from cnnlab.models.densenet import DenseNet, cifar_densenet_bc
 
-from .parity import n_params, randomise_bn_stats as _randomise_bn_stats
+from .parity import n_params, torchvision_parity
 
 IMAGENET_DEPTHS = [121, 161, 169, 201]
 TORCHVISION_PARAMS = {121: 7_978_856, 161: 28_681_000, 169: 14_149_480, 201: 20_013_928}
@@ -24,20 +23,8 @@ TORCHVISION_GMACS = {121: 2.834, 161: 7.728, 169: 3.36, 201: 4.291}
 
 @pytest.mark.parametrize("depth", IMAGENET_DEPTHS)
 def test_densenet_matches_torchvision(depth):
-    reference = getattr(torchvision.models, f"densenet{depth}")(weights=None).eval()
-    with torch.no_grad():
-        _randomise_bn_stats(reference, torch.Generator().manual_seed(depth))
-    model = cnnlab.create_model(f"densenet{depth}").eval()
-
-    assert n_params(model) == n_params(reference) == TORCHVISION_PARAMS[depth]
-    ours, theirs = model.state_dict(), reference.state_dict()
-    assert list(ours) == list(theirs)
-    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
-
-    model.load_state_dict(theirs, strict=True)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(depth))
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x), rtol=1e-5, atol=1e-5)
+    torchvision_parity(f"densenet{depth}", [x], bn_seed=depth, params=TORCHVISION_PARAMS[depth])
 
 
 @pytest.mark.parametrize("depth", [121, 161])

@@ -14,6 +14,8 @@ from cnnlab.layers import InceptionAux, InceptionModule, NaiveInceptionModule
 from cnnlab.models.googlenet import GoogLeNet, GoogLeNetOutputs, googlenet, googlenet_paper
 from cnnlab.registry import create_model, model_info
 
+from .parity import n_params, torchvision_parity
+
 # Table 1 of the paper: in, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 TABLE1 = [
     (192, 64, 96, 128, 16, 32, 32),
@@ -26,10 +28,6 @@ TABLE1 = [
     (832, 256, 160, 320, 32, 128, 128),
     (832, 384, 192, 384, 48, 128, 128),
 ]
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -69,9 +67,7 @@ def loaded_pair():
                 module.running_var.uniform_(0.5, 1.5)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0.0, 0.1)
-    ours = googlenet(init_weights=False)
-    ours.load_state_dict(reference.state_dict(), strict=True)
-    return ours, reference
+    return torchvision_parity("googlenet", reference=reference, overrides={"init_weights": False})
 
 
 def test_parameter_counts():
@@ -85,10 +81,8 @@ def test_parameter_counts():
 
 @pytest.mark.parametrize("aux_logits", [True, False])
 def test_state_dict_keys_and_shapes_match_torchvision(aux_logits):
-    ours = googlenet(aux_logits=aux_logits, init_weights=False)
     reference = tv_googlenet(weights=None, aux_logits=aux_logits, init_weights=False)
-    assert list(ours.state_dict()) == list(reference.state_dict())
-    assert shapes(ours) == shapes(reference)
+    torchvision_parity("googlenet", reference=reference, overrides={"aux_logits": aux_logits, "init_weights": False})
 
 
 def test_strict_load_and_eval_logits_match_torchvision(loaded_pair):

@@ -12,7 +12,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.layers.separable import DepthwiseSeparableConv
 from cnnlab.models.mobilenet import MobileNetV1, MobileNetV2
 
-from .parity import n_params, randomise_bn_stats as _randomise_bn_stats
+from .parity import n_params, randomise_bn_stats as _randomise_bn_stats, torchvision_parity
 
 
 # --------------------------------------------------------------------------- MobileNet v1
@@ -117,17 +117,8 @@ def torchvision_mobilenet_v2() -> nn.Module:
 
 
 def test_mobilenet_v2_matches_torchvision(torchvision_mobilenet_v2):
-    reference = torchvision_mobilenet_v2
-    model = cnnlab.create_model("mobilenet_v2").eval()
-    assert n_params(model) == n_params(reference) == 3_504_872
-    ours, theirs = model.state_dict(), reference.state_dict()
-    assert list(ours) == list(theirs)
-    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
-    model.load_state_dict(theirs, strict=True)
-    for size in (64, 96):
-        x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size))
-        with torch.no_grad():
-            torch.testing.assert_close(model(x), reference(x), rtol=1e-5, atol=1e-5)
+    inputs = [torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size)) for size in (64, 96)]
+    torchvision_parity("mobilenet_v2", inputs, reference=torchvision_mobilenet_v2, params=3_504_872)
 
 
 @pytest.mark.parametrize("width_mult", [0.35, 0.5, 0.75, 1.3, 1.4])

@@ -18,7 +18,7 @@ from cnnlab.layers import (
 from cnnlab.models.resnet import ResNet
 from cnnlab.models.resnet_cifar import CifarResNet
 
-from .parity import n_params, randomise_bn_stats as _randomise_bn_stats
+from .parity import n_params, randomise_bn_stats as _randomise_bn_stats, torchvision_parity
 
 IMAGENET_DEPTHS = [18, 34, 50, 101, 152]
 TORCHVISION_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
@@ -45,18 +45,8 @@ def torchvision_resnets() -> dict[int, nn.Module]:
 
 @pytest.mark.parametrize("depth", IMAGENET_DEPTHS)
 def test_resnet_matches_torchvision(depth, torchvision_resnets):
-    reference = torchvision_resnets[depth]
-    model = cnnlab.create_model(f"resnet{depth}").eval()
-
-    assert n_params(model) == n_params(reference) == TORCHVISION_PARAMS[depth]
-    ours, theirs = model.state_dict(), reference.state_dict()
-    assert list(ours) == list(theirs)
-    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
-
-    model.load_state_dict(theirs, strict=True)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(depth))
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x), rtol=1e-5, atol=1e-5)
+    torchvision_parity(f"resnet{depth}", [x], reference=torchvision_resnets[depth], params=TORCHVISION_PARAMS[depth])
 
 
 def test_resnet18_matches_torchvision_at_224(torchvision_resnets):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
 from torch import nn
 
 import cnnlab
@@ -11,10 +10,9 @@ from cnnlab.analysis import count_macs
 from cnnlab.errors import CnnlabError
 from cnnlab.layers import Bottleneck, SqueezeExcite
 from cnnlab.layers.residual import WideBasicBlock
-from cnnlab.models.resnet import ResNet
 from cnnlab.models.wide_resnet_cifar import WideResNet, wide_resnet_cifar
 
-from .parity import n_params, randomise_bn_stats as _randomise_bn_stats
+from .parity import n_params, torchvision_parity
 
 # torchvision's documented parameter counts.
 TORCHVISION_PARAMS = {
@@ -37,22 +35,10 @@ ALL_NAMES = list(TORCHVISION_PARAMS) + list(SE_PAPER_PARAMS_M) + ["wrn28_10", "w
 
 @pytest.mark.parametrize("name", list(TORCHVISION_PARAMS))
 def test_matches_torchvision_and_trains(name):
-    reference = getattr(torchvision.models, name)(weights=None).eval()
-    _randomise_bn_stats(reference, torch.Generator().manual_seed(len(name)))
-    # Built on the meta device and given torchvision's values: skips our own random init
-    # of up to 127M parameters, which the strict load below overwrites anyway.
-    with torch.device("meta"):
-        model = cnnlab.create_model(name)
-    model = model.to_empty(device="cpu").eval()
-
-    assert n_params(model) == n_params(reference) == TORCHVISION_PARAMS[name]
-    ours, theirs = model.state_dict(), reference.state_dict()
-    assert list(ours) == list(theirs)
-    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
-    model.load_state_dict(theirs, strict=True)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(7))
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x), rtol=1e-5, atol=1e-5)
+    # Built on the meta device and given torchvision's values: skips our own random init
+    # of up to 127M parameters, which the strict load overwrites anyway.
+    model, _ = torchvision_parity(name, [x], bn_seed=len(name), params=TORCHVISION_PARAMS[name], on_meta=True)
     assert model.pretrained_cfg.torchvision_name == name
 
     # One training step's forward and backward (32x32: layer4 ends 1x1, BN needs a batch of 2).

@@ -49,38 +49,14 @@ class ConvNormAct(nn.Module):
 class ConvNormActSequential(nn.Sequential):
     """``conv -> norm -> act`` as an ``nn.Sequential``, children numbered ``0``, ``1``, ``2``.
 
-    The same unit as :class:`ConvNormAct`, laid out like torchvision's
-    ``Conv2dNormActivation`` (MobileNet, EfficientNet, ConvNeXt stems), whose
-    checkpoints address the parts by index (``features.0.1.running_mean``). As there, a
-    missing norm or activation is left out rather than replaced by an identity, so the
-    indices of what follows do not shift.
+    The same unit as :class:`ConvNormAct`, with the same arguments, laid out like
+    torchvision's ``Conv2dNormActivation`` (MobileNet, EfficientNet, ConvNeXt stems),
+    whose checkpoints address the parts by index (``features.0.1.running_mean``). As
+    there, a missing norm or activation is left out rather than replaced by an identity,
+    so the indices of what follows do not shift.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        padding: int | None = None,
-        groups: int = 1,
-        dilation: int = 1,
-        norm: str | None = "batchnorm",
-        act: str | None = "relu",
-        bias: bool | None = None,
-        inplace: bool = True,
-        **norm_kwargs,
-    ):
-        if padding is None:
-            padding = dilation * (kernel_size - 1) // 2
-        has_norm = norm not in (None, "none")
-        if bias is None:
-            bias = not has_norm
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
-                                             dilation=dilation, groups=groups, bias=bias)]
-        if has_norm:
-            layers.append(get_norm(norm, out_channels, **norm_kwargs))
-        if act not in (None, "identity"):
-            layers.append(get_activation(act, inplace=inplace))
-        super().__init__(*layers)
-        self.out_channels = out_channels
+    def __init__(self, *args, **kwargs):
+        unit = ConvNormAct(*args, **kwargs)
+        super().__init__(*(m for m in (unit.conv, unit.bn, unit.act) if not isinstance(m, nn.Identity)))
+        self.out_channels = unit.conv.out_channels

@@ -146,22 +146,10 @@ class MBConv(InvertedResidual):
 
     branch_name = "block"
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        expand_ratio: float = 6,
-        kernel_size: int = 3,
-        act: str = "silu",
-        se_ratio: float | None = 0.25,
-        se_act: str | None = None,
-        drop_path: float = 0.0,
-        norm: str | None = "batchnorm",
-        **norm_kwargs,
-    ):
-        super().__init__(in_channels, out_channels, stride, expand_ratio, kernel_size, act, se_ratio, se_act,
-                         drop_path, norm, **norm_kwargs)
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand_ratio: float = 6,
+                 kernel_size: int = 3, act: str = "silu", se_ratio: float | None = 0.25, **kwargs):
+        # Only the defaults differ from MobileNetV2's block: SiLU, and SE with ratio 1/4.
+        super().__init__(in_channels, out_channels, stride, expand_ratio, kernel_size, act, se_ratio, **kwargs)
 
     @staticmethod
     def _hidden_channels(in_channels: int, expand_ratio: float) -> int:

@@ -9,11 +9,11 @@ dropout between its convolutions of "Wide Residual Networks" (BMVC 2016).
 ``ZeroPadShortcut`` is the paper's parameter-free shortcut "option A" used by the
 CIFAR-10 networks.
 
-Every block takes the same arguments, ``(inplanes, planes, stride, downsample, groups,
-base_width, dilation, norm, act, drop_path, shortcut)``, so a network builder can swap
-one for another; ``groups`` (ResNeXt's cardinality) and ``base_width`` are the ResNeXt
-and Wide-ResNet knobs, and ``se_reduction`` adds a squeeze-and-excitation unit to the
-post-activation blocks (SE-ResNet, SE-ResNeXt).
+Every block is a :class:`ResidualBlock` and takes its arguments, ``(inplanes, planes,
+stride, downsample, groups, base_width, dilation, norm, act, drop_path, shortcut,
+se_reduction)``, so a network builder can swap one for another; ``groups`` (ResNeXt's
+cardinality) and ``base_width`` are the ResNeXt and Wide-ResNet knobs, and
+``se_reduction`` adds a squeeze-and-excitation unit (SE-ResNet, SE-ResNeXt).
 """
 from __future__ import annotations
 
@@ -130,22 +130,29 @@ class ZeroPadShortcut(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
 
 
-class BasicBlock(nn.Module):
-    """The two-3x3-conv residual unit of ResNet-18/34 and the CIFAR nets (ResNet paper, Fig. 2).
+class ResidualBlock(nn.Module):
+    """What every residual unit shares: its arguments, their checks and the addition that ends it.
 
-    ``out = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``; the stride sits on
-    ``conv1``. ``downsample`` is the shortcut when the shape changes (a
-    ``Sequential(conv1x1, bn)`` projection, option B, or :class:`ZeroPadShortcut`, option
-    A); ``shortcut=False`` drops the identity path, giving the "plain" net of the
-    degradation experiment (Fig. 4). ``drop_path`` is the stochastic-depth rate of the
-    residual branch. ``groups``/``base_width`` widen or group the first conv's output
-    (the defaults give torchvision's block, parameter for parameter). ``se_reduction=r``
-    rescales the residual branch's channels with a :class:`SqueezeExcite` unit (ratio
-    ``r``) before the addition, as in the SE-ResNet module (SE paper, Fig. 3); ``None``
-    (the default) adds no module and no state_dict key.
+    The ResNet idea, ``out = F(x) + x``: a subclass builds its residual branch ``F`` in
+    :meth:`_make_branch` and runs it in ``forward``, which ends with :meth:`_add_shortcut`.
+    That tail rescales the branch's channels with a :class:`SqueezeExcite` unit when
+    ``se_reduction=r`` is given (the SE-ResNet module, SE paper Fig. 3; ``None``, the
+    default, adds no module and no state_dict key), applies stochastic depth
+    (``drop_path``, the rate of dropping the whole branch) and adds the identity, or
+    ``downsample(x)`` where the shape changes (a ``Sequential(conv1x1, bn)`` projection,
+    option B, a bare 1x1 conv in pre-activation nets, or :class:`ZeroPadShortcut`,
+    option A). ``shortcut=False`` drops the identity path, giving the "plain" net of the
+    degradation experiment (ResNet paper, Fig. 4). ``groups``/``base_width`` set the width
+    of the grouped 3x3 conv (ResNeXt's cardinality and Wide-ResNet's wider units; the
+    defaults give torchvision's blocks, parameter for parameter). ``branch_options`` go to
+    :meth:`_make_branch` (the pre-activation units' ``preact`` and ``dropout``).
     """
 
     expansion: int = 1
+    # A bottleneck groups its middle conv (width -> width); a basic unit its first (inplanes -> width).
+    bottleneck: bool = False
+    # The branch's last layer: zeroing its weight makes the branch output zero (zero_init_last).
+    last_layer: str = "bn2"
 
     def __init__(
         self,
@@ -161,40 +168,68 @@ class BasicBlock(nn.Module):
         drop_path: float = 0.0,
         shortcut: bool = True,
         se_reduction: int | None = None,
+        **branch_options,
     ):
         super().__init__()
+        name = type(self).__name__
         out_planes = planes * self.expansion
-        width = _inner_width(planes, groups, base_width, "BasicBlock")
-        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, "BasicBlock",
-                          groups, grouped=(inplanes, width))
-        self.conv1 = _conv3x3(inplanes, width, stride, groups=groups, dilation=dilation)
-        self.bn1 = get_norm(norm, width)
-        self.relu = get_activation(act, inplace=True)
-        self.conv2 = _conv3x3(width, out_planes, dilation=dilation)
-        self.bn2 = get_norm(norm, out_planes)
+        width = _inner_width(planes, groups, base_width, name)
+        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, name, groups,
+                          grouped=(width, width) if self.bottleneck else (inplanes, width))
+        self._make_branch(inplanes, width, out_planes, stride, groups, dilation, norm, act, **branch_options)
         self.se = _squeeze_excite(out_planes, se_reduction)
         self.downsample = downsample
         self.drop_path = _drop_path(drop_path)
         self.has_shortcut = shortcut
         self.stride = stride
 
+    def _make_branch(self, inplanes: int, width: int, out_planes: int, stride: int, groups: int, dilation: int,
+                     norm: str | None, act: str) -> None:
+        raise NotImplementedError
+
+    def _add_shortcut(self, out: torch.Tensor, x: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
+        """The branch ``out`` (SE-rescaled, drop-path applied) plus the identity ``x`` or ``downsample(projected)``."""
+        if self.se is not None:
+            out = self.se(out)
+        if not self.has_shortcut:
+            return out
+        identity = x if self.downsample is None else self.downsample(projected)
+        return self.drop_path(out) + identity
+
+    def zero_init_last(self) -> None:
+        """Zero the branch's last layer so the unit starts as the identity (Goyal et al. 2017).
+
+        The last BN's scale in a post-activation unit; in a pre-activation unit, where no BN
+        follows the last conv, that conv's weight.
+        """
+        last = self.get_submodule(self.last_layer)
+        if getattr(last, "weight", None) is not None:
+            nn.init.zeros_(last.weight)
+
+
+class BasicBlock(ResidualBlock):
+    """The two-3x3-conv residual unit of ResNet-18/34 and the CIFAR nets (ResNet paper, Fig. 2).
+
+    ``out = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``; the stride sits on
+    ``conv1``, and ``groups``/``base_width`` widen or group its output. The other
+    arguments as in :class:`ResidualBlock`.
+    """
+
+    def _make_branch(self, inplanes: int, width: int, out_planes: int, stride: int, groups: int, dilation: int,
+                     norm: str | None, act: str) -> None:
+        self.conv1 = _conv3x3(inplanes, width, stride, groups=groups, dilation=dilation)
+        self.bn1 = get_norm(norm, width)
+        self.relu = get_activation(act, inplace=True)
+        self.conv2 = _conv3x3(width, out_planes, dilation=dilation)
+        self.bn2 = get_norm(norm, out_planes)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        if self.se is not None:
-            out = self.se(out)
-        if self.has_shortcut:
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.drop_path(out) + identity
-        return self.relu(out)
-
-    def zero_init_last(self) -> None:
-        """Zero the last BN's scale so the block starts as the identity (Goyal et al. 2017)."""
-        if getattr(self.bn2, "weight", None) is not None:
-            nn.init.zeros_(self.bn2.weight)
+        return self.relu(self._add_shortcut(out, x, x))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """The 1x1-3x3-1x1 bottleneck unit of ResNet-50/101/152 (ResNet paper, Fig. 5 right).
 
     The 1x1 convs shrink the channels to ``width`` and expand them back to
@@ -202,64 +237,37 @@ class Bottleneck(nn.Module):
     torchvision ("ResNet v1.5") the stride sits on the 3x3 conv, not on the first 1x1
     conv as in the paper: the 1x1/stride-2 conv would ignore three quarters of its input.
     ``groups`` and ``base_width`` make it ResNeXt's aggregated transform (grouped 3x3)
-    or Wide-ResNet's wider bottleneck. ``downsample``, ``drop_path``, ``shortcut`` and
-    ``se_reduction`` (SE applied to the output of ``bn3``, before the addition) as in
-    :class:`BasicBlock`.
+    or Wide-ResNet's wider bottleneck. SE, when on, rescales the output of ``bn3``.
     """
 
     expansion: int = 4
+    bottleneck = True
+    last_layer = "bn3"
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        groups: int = 1,
-        base_width: int = 64,
-        dilation: int = 1,
-        norm: str | None = "batchnorm",
-        act: str = "relu",
-        drop_path: float = 0.0,
-        shortcut: bool = True,
-        se_reduction: int | None = None,
-    ):
-        super().__init__()
-        out_planes = planes * self.expansion
-        width = _inner_width(planes, groups, base_width, "Bottleneck")
-        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, "Bottleneck",
-                          groups, grouped=(width, width))
+    def _make_branch(self, inplanes: int, width: int, out_planes: int, stride: int, groups: int, dilation: int,
+                     norm: str | None, act: str) -> None:
         self.conv1 = _conv1x1(inplanes, width)
         self.bn1 = get_norm(norm, width)
         self.conv2 = _conv3x3(width, width, stride, groups=groups, dilation=dilation)
         self.bn2 = get_norm(norm, width)
         self.conv3 = _conv1x1(width, out_planes)
         self.bn3 = get_norm(norm, out_planes)
-        self.se = _squeeze_excite(out_planes, se_reduction)
         self.relu = get_activation(act, inplace=True)
-        self.downsample = downsample
-        self.drop_path = _drop_path(drop_path)
-        self.has_shortcut = shortcut
-        self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        if self.se is not None:
-            out = self.se(out)
-        if self.has_shortcut:
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.drop_path(out) + identity
-        return self.relu(out)
-
-    def zero_init_last(self) -> None:
-        """Zero the last BN's scale so the block starts as the identity (Goyal et al. 2017)."""
-        if getattr(self.bn3, "weight", None) is not None:
-            nn.init.zeros_(self.bn3.weight)
+        return self.relu(self._add_shortcut(out, x, x))
 
 
-class PreActBasicBlock(nn.Module):
+def _pre_activation(norm: str | None, inplanes: int, preact: bool) -> nn.Module:
+    # ``preact=False`` (the first unit after the stem, whose input is already normalised and
+    # activated) keeps the name ``bn1`` but makes it an identity.
+    return get_norm(norm, inplanes) if preact else nn.Identity()
+
+
+class PreActBasicBlock(ResidualBlock):
     """Pre-activation basic unit (He et al. 2016, "Identity Mappings", Fig. 1b / 4e).
 
     ``out = conv2(relu(bn2(conv1(relu(bn1(x)))))) + shortcut``: normalisation and ReLU
@@ -272,60 +280,29 @@ class PreActBasicBlock(nn.Module):
     rate of a dropout between the two convs (0: none), as in :class:`WideBasicBlock`.
     """
 
-    expansion: int = 1
+    last_layer = "conv2"
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        groups: int = 1,
-        base_width: int = 64,
-        dilation: int = 1,
-        norm: str | None = "batchnorm",
-        act: str = "relu",
-        drop_path: float = 0.0,
-        shortcut: bool = True,
-        preact: bool = True,
-        dropout: float = 0.0,
-    ):
-        super().__init__()
-        out_planes = planes * self.expansion
-        name = type(self).__name__
-        width = _inner_width(planes, groups, base_width, name)
-        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, name,
-                          groups, grouped=(inplanes, width))
+    def _make_branch(self, inplanes: int, width: int, out_planes: int, stride: int, groups: int, dilation: int,
+                     norm: str | None, act: str, preact: bool = True, dropout: float = 0.0) -> None:
         if not 0.0 <= dropout < 1.0:
-            raise CnnlabError(f"{name} dropout must be in [0, 1), got {dropout}")
-        self.bn1 = get_norm(norm, inplanes) if preact else nn.Identity()
+            raise CnnlabError(f"{type(self).__name__} dropout must be in [0, 1), got {dropout}")
+        self.bn1 = _pre_activation(norm, inplanes, preact)
         self.relu = get_activation(act, inplace=True)
         self.conv1 = _conv3x3(inplanes, width, stride, groups=groups, dilation=dilation)
         self.bn2 = get_norm(norm, width)
         # Identity when off, like drop_path: no dropout module in a net that has none.
         self.dropout = nn.Dropout(dropout) if dropout > 0.0 else nn.Identity()
         self.conv2 = _conv3x3(width, out_planes, dilation=dilation)
-        self.downsample = downsample
-        self.drop_path = _drop_path(drop_path)
-        self.has_shortcut = shortcut
         self.preact = preact
-        self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x)) if self.preact else x
         out = self.conv1(pre)
         out = self.conv2(self.dropout(self.relu(self.bn2(out))))
-        if not self.has_shortcut:
-            return out
-        identity = x if self.downsample is None else self.downsample(pre)
-        return self.drop_path(out) + identity
-
-    def zero_init_last(self) -> None:
-        """Zero the last conv so the unit starts as the identity (no BN follows it here)."""
-        nn.init.zeros_(self.conv2.weight)
+        return self._add_shortcut(out, x, pre)
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(ResidualBlock):
     """Pre-activation bottleneck unit (He et al. 2016, "Identity Mappings", Fig. 1b).
 
     BN-ReLU-conv1x1, BN-ReLU-conv3x3 (stride here, as in :class:`Bottleneck`),
@@ -334,53 +311,26 @@ class PreActBottleneck(nn.Module):
     """
 
     expansion: int = 4
+    bottleneck = True
+    last_layer = "conv3"
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        groups: int = 1,
-        base_width: int = 64,
-        dilation: int = 1,
-        norm: str | None = "batchnorm",
-        act: str = "relu",
-        drop_path: float = 0.0,
-        shortcut: bool = True,
-        preact: bool = True,
-    ):
-        super().__init__()
-        out_planes = planes * self.expansion
-        width = _inner_width(planes, groups, base_width, "PreActBottleneck")
-        _check_block_args(inplanes, out_planes, stride, downsample, shortcut, dilation, "PreActBottleneck",
-                          groups, grouped=(width, width))
-        self.bn1 = get_norm(norm, inplanes) if preact else nn.Identity()
+    def _make_branch(self, inplanes: int, width: int, out_planes: int, stride: int, groups: int, dilation: int,
+                     norm: str | None, act: str, preact: bool = True) -> None:
+        self.bn1 = _pre_activation(norm, inplanes, preact)
         self.relu = get_activation(act, inplace=True)
         self.conv1 = _conv1x1(inplanes, width)
         self.bn2 = get_norm(norm, width)
         self.conv2 = _conv3x3(width, width, stride, groups=groups, dilation=dilation)
         self.bn3 = get_norm(norm, width)
         self.conv3 = _conv1x1(width, out_planes)
-        self.downsample = downsample
-        self.drop_path = _drop_path(drop_path)
-        self.has_shortcut = shortcut
         self.preact = preact
-        self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x)) if self.preact else x
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
         out = self.conv3(self.relu(self.bn3(out)))
-        if not self.has_shortcut:
-            return out
-        identity = x if self.downsample is None else self.downsample(pre)
-        return self.drop_path(out) + identity
-
-    def zero_init_last(self) -> None:
-        """Zero the last conv so the unit starts as the identity (no BN follows it here)."""
-        nn.init.zeros_(self.conv3.weight)
+        return self._add_shortcut(out, x, pre)
 
 
 class WideBasicBlock(PreActBasicBlock):
@@ -390,20 +340,12 @@ class WideBasicBlock(PreActBasicBlock):
     the shape changes a bare 1x1 projection of the *pre-activated* input (the authors'
     code). WRN's point is that the unit is wide (``planes`` = 16k, 32k, 64k for widening
     factor k), so few of them are needed; the dropout between the two convs (rate 0.3 on
-    CIFAR in the paper) regularises the many parameters width brings. It always
-    pre-activates: WRN has no BN-ReLU after its stem conv.
+    CIFAR in the paper) regularises the many parameters width brings. Every unit
+    pre-activates, the first one included: WRN has no BN-ReLU after its stem conv. The
+    other arguments as in :class:`ResidualBlock`.
     """
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        dropout: float = 0.0,
-        norm: str | None = "batchnorm",
-        act: str = "relu",
-        drop_path: float = 0.0,
-    ):
-        super().__init__(inplanes, planes, stride, downsample, norm=norm, act=act, drop_path=drop_path,
-                         preact=True, dropout=dropout)
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 dropout: float = 0.0, **kwargs):
+        # The dropout rate is the unit's own argument, right after the shape ones.
+        super().__init__(inplanes, planes, stride, downsample, dropout=dropout, **kwargs)

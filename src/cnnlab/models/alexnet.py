@@ -1,12 +1,11 @@
 """AlexNet (Krizhevsky et al. 2012) in two forms, and ZFNet (Zeiler & Fergus 2014)."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..layers import get_norm
 from ..registry import Paper, register_model
-from ._base import ClassifierModel
+from ._base import FCHeadModel, fc_head
 
 ALEXNET_PAPER = Paper(
     title="ImageNet Classification with Deep Convolutional Neural Networks",
@@ -28,18 +27,7 @@ ZFNET_PAPER = Paper(
 )
 
 
-def _classifier(in_features: int, num_classes: int, dropout: float, dropout_first: bool) -> nn.Sequential:
-    """FC6-FC7-FC8 with dropout 0.5 in front of FC6/FC7 (torchvision) or after them (paper order)."""
-    if dropout_first:
-        layers = [nn.Dropout(dropout), nn.Linear(in_features, 4096), nn.ReLU(inplace=True),
-                  nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True)]
-    else:
-        layers = [nn.Linear(in_features, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                  nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-    return nn.Sequential(*layers, nn.Linear(4096, num_classes))
-
-
-class AlexNet(ClassifierModel):
+class AlexNet(FCHeadModel):
     """AlexNet as a sequence of ``features``, ``avgpool`` and ``classifier`` (FC6-FC8).
 
     Used for torchvision's single-tower variant (``alexnet``), the lecture's two-tower
@@ -55,15 +43,7 @@ class AlexNet(ClassifierModel):
         self.num_classes = num_classes
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.classifier = _classifier(feature_channels * 6 * 6, num_classes, dropout, dropout_first)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        x = self.classifier[:-1](x)
-        return x if pre_logits else self.classifier[-1](x)
+        self.classifier = fc_head(feature_channels * 6 * 6, num_classes, dropout, dropout_first)
 
 
 def _torchvision_features(in_chans: int) -> nn.Sequential:

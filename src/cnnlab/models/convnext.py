@@ -127,9 +127,6 @@ class ConvNeXt(ClassifierModel):
                                         nn.Linear(dims[-1], num_classes))
         _init_weights(self)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         # The final LayerNorm acts on the pooled vector (as a 1x1 map), as in torchvision.
         x = self.classifier[1](self.classifier[0](self.avgpool(x)))
@@ -146,41 +143,32 @@ def _convnext(variant: str, num_classes: int, in_chans: int, drop_path_rate: flo
 # on the path, as the ResNet paper does: the stem, three per block (7x7 depthwise and the
 # two pointwise), the three downsampling convs and the classifier, 1 + 3 * 18 + 3 + 1 = 59
 # for ConvNeXt-T and 1 + 3 * 36 + 3 + 1 = 113 for the (3, 3, 27, 3) variants.
-_PAPER_1K_NOTE = ("ConvNeXt paper Table 1 (a): ImageNet-1K trained, 224x224, ImageNet val top-1 {top1}%; the paper "
-                  "reports no top-5. torchvision's own retrained weights document {tv}% top-1.")
+def _register_1k(variant: str, weight_layers: int, top1: float, torchvision_top1: float):
+    note = (f"ConvNeXt paper Table 1 (a): ImageNet-1K trained, 224x224, ImageNet val top-1 {top1}%; the paper "
+            f"reports no top-5. torchvision's own retrained weights document {torchvision_top1}% top-1.")
+    return register_model(family="convnext", paper=CONVNEXT_PAPER, weight_layers=weight_layers,
+                          torchvision_name=f"convnext_{variant}", reference_top1=top1, reference_note=note)
 
 
-@register_model(
-    family="convnext", paper=CONVNEXT_PAPER, weight_layers=59, torchvision_name="convnext_tiny",
-    reference_top1=82.1, reference_note=_PAPER_1K_NOTE.format(top1=82.1, tv=82.52),
-)
+@_register_1k("tiny", 59, 82.1, 82.52)
 def convnext_tiny(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.1, **kwargs) -> ConvNeXt:
     """ConvNeXt-T: C = (96, 192, 384, 768), B = (3, 3, 9, 3); Swin-T's size, 4.5 GFLOPs."""
     return _convnext("tiny", num_classes, in_chans, drop_path_rate, **kwargs)
 
 
-@register_model(
-    family="convnext", paper=CONVNEXT_PAPER, weight_layers=113, torchvision_name="convnext_small",
-    reference_top1=83.1, reference_note=_PAPER_1K_NOTE.format(top1=83.1, tv=83.616),
-)
+@_register_1k("small", 113, 83.1, 83.616)
 def convnext_small(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.4, **kwargs) -> ConvNeXt:
     """ConvNeXt-S: C = (96, 192, 384, 768), B = (3, 3, 27, 3); Swin-S's size, 8.7 GFLOPs."""
     return _convnext("small", num_classes, in_chans, drop_path_rate, **kwargs)
 
 
-@register_model(
-    family="convnext", paper=CONVNEXT_PAPER, weight_layers=113, torchvision_name="convnext_base",
-    reference_top1=83.8, reference_note=_PAPER_1K_NOTE.format(top1=83.8, tv=84.062),
-)
+@_register_1k("base", 113, 83.8, 84.062)
 def convnext_base(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.5, **kwargs) -> ConvNeXt:
     """ConvNeXt-B: C = (128, 256, 512, 1024), B = (3, 3, 27, 3); Swin-B's size, 15.4 GFLOPs."""
     return _convnext("base", num_classes, in_chans, drop_path_rate, **kwargs)
 
 
-@register_model(
-    family="convnext", paper=CONVNEXT_PAPER, weight_layers=113, torchvision_name="convnext_large",
-    reference_top1=84.3, reference_note=_PAPER_1K_NOTE.format(top1=84.3, tv=84.414),
-)
+@_register_1k("large", 113, 84.3, 84.414)
 def convnext_large(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.5, **kwargs) -> ConvNeXt:
     """ConvNeXt-L: C = (192, 384, 768, 1536), B = (3, 3, 27, 3); 198M parameters, 34.4 GFLOPs."""
     return _convnext("large", num_classes, in_chans, drop_path_rate, **kwargs)

@@ -131,10 +131,6 @@ class DenseNet(ClassifierModel):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.features(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.classifier(x)
-
 
 # Dense layers per block and growth rate of the ImageNet nets (paper Table 1; DenseNet-161,
 # k=48, is from the authors' released models). All have a 2k-channel stem.
@@ -166,9 +162,10 @@ def cifar_densenet_bc(depth: int = 100, growth_rate: int = 12, num_classes: int 
         raise CnnlabError(f"DenseNet-BC depth must be 6n+4 with n >= 1 (e.g. 40, 100, 190, 250): (L-4)/6 "
                           f"bottleneck layers per block, got {depth!r}")
     layers = (depth - 4) // 6
+    kwargs.setdefault("block_config", (layers, layers, layers))
+    kwargs.setdefault("stem", "cifar")
     kwargs.setdefault("compression", 0.5)
-    return DenseNet(growth_rate=growth_rate, block_config=(layers, layers, layers), stem="cifar",
-                    num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return DenseNet(growth_rate=growth_rate, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 _TV_NOTE = ("torchvision's documented ImageNet-1K val accuracy of its {name} weights (single 224 crop of a "

@@ -265,23 +265,17 @@ class EfficientNet(ClassifierModel):
         self.classifier = nn.Sequential(nn.Dropout(dropout, inplace=True), nn.Linear(self.num_features, num_classes))
         _init_weights(self)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.classifier(x)
-
 
 def efficientnet(phi: int, num_classes: int = 1000, in_chans: int = 3, scaling: str = "released",
                  **kwargs) -> EfficientNet:
     """EfficientNet-B``phi``: the B0 table scaled by the released coefficients or the exact compound rule."""
     coefficients = scaling_for(phi, scaling)
     kwargs.setdefault("dropout", coefficients.dropout)
+    kwargs.setdefault("resolution", coefficients.resolution)
     if _check_phi(phi) >= 5:
         kwargs.setdefault("norm_kwargs", _TF_BATCHNORM)
     return EfficientNet(scale_stages(coefficients.width, coefficients.depth), num_classes=num_classes,
-                        in_chans=in_chans, resolution=coefficients.resolution, **kwargs)
+                        in_chans=in_chans, **kwargs)
 
 
 def _weight_layers(phi: int) -> int:

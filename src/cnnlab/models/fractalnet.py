@@ -129,10 +129,6 @@ class FractalNet(ClassifierModel):
         self.sampled_column = self._sample_column()
         return self._run(x, self.sampled_column)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
-
     def forward_column(self, x: torch.Tensor, column: int) -> torch.Tensor:
         """Logits of the sub-network made of column ``column`` alone (1 = shallowest, ``C`` = deepest).
 

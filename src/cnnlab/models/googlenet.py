@@ -76,10 +76,7 @@ class GoogLeNet(ClassifierModel):
         init_weights: bool = True,
     ):
         super().__init__()
-        if num_classes < 1:
-            raise CnnlabError(f"GoogLeNet: num_classes must be at least 1, got {num_classes}")
-        if in_chans < 1:
-            raise CnnlabError(f"GoogLeNet: in_chans must be at least 1, got {in_chans}")
+        self._check_sizes(num_classes, in_chans)
         if transform_input and in_chans != 3:
             raise CnnlabError(f"GoogLeNet: transform_input re-normalises RGB inputs and needs in_chans=3, "
                               f"got {in_chans}")

@@ -187,13 +187,6 @@ class MobileNetV2(ClassifierModel):
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
         _init_weights(self)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.classifier(x)
-
 
 def _v1_weight_layers() -> int:
     return 1 + 2 * len(_V1_LAYERS) + 1  # stem, depthwise + pointwise per layer, FC: 28
@@ -205,50 +198,41 @@ def _v2_weight_layers() -> int:
     return 1 + blocks + 1 + 1
 
 
-def _v1_note(alpha: str, top1: float, macs: int, params: str) -> str:
-    return (f"MobileNet paper Table 6: {alpha} MobileNet-224 gets {top1}% ImageNet top-1 with {macs}M "
+def _register_v1(alpha: str, top1: float, macs: int, params: str, extra: str = ""):
+    note = (f"MobileNet paper Table 6: {alpha} MobileNet-224 gets {top1}% ImageNet top-1 with {macs}M "
             f"multiply-adds and {params}M parameters; the paper reports no top-5.")
+    return register_model(family="mobilenet", paper=MOBILENET_V1_PAPER, weight_layers=_v1_weight_layers(),
+                          reference_top1=top1, reference_note=note + extra)
 
 
-@register_model(
-    family="mobilenet", paper=MOBILENET_V1_PAPER, weight_layers=_v1_weight_layers(),
-    reference_top1=70.6,
-    reference_note=_v1_note("1.0", 70.6, 569, "4.2")
-    + " Table 7 gives 69.1/67.2/64.4% at resolution_mult 192/224, 160/224, 128/224.",
-)
+def _mobilenet_v1(alpha: float, num_classes: int, in_chans: int, **kwargs) -> MobileNetV1:
+    # The paper's alpha is the default; a ``width_mult`` override wins.
+    kwargs.setdefault("width_mult", alpha)
+    return MobileNetV1(num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@_register_v1("1.0", 70.6, 569, "4.2", " Table 7 gives 69.1/67.2/64.4% at resolution_mult 192/224, 160/224, 128/224.")
 def mobilenet_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV1:
     """1.0 MobileNet-224: the baseline (alpha = 1, rho = 1); pass ``width_mult``/``resolution_mult`` to scale it."""
-    return MobileNetV1(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return _mobilenet_v1(1.0, num_classes, in_chans, **kwargs)
 
 
-@register_model(
-    family="mobilenet", paper=MOBILENET_V1_PAPER, weight_layers=_v1_weight_layers(),
-    reference_top1=68.4, reference_note=_v1_note("0.75", 68.4, 325, "2.6"),
-)
+@_register_v1("0.75", 68.4, 325, "2.6")
 def mobilenet_v1_075(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV1:
     """0.75 MobileNet-224: width multiplier alpha = 0.75."""
-    kwargs.setdefault("width_mult", 0.75)
-    return MobileNetV1(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return _mobilenet_v1(0.75, num_classes, in_chans, **kwargs)
 
 
-@register_model(
-    family="mobilenet", paper=MOBILENET_V1_PAPER, weight_layers=_v1_weight_layers(),
-    reference_top1=63.7, reference_note=_v1_note("0.5", 63.7, 149, "1.3"),
-)
+@_register_v1("0.5", 63.7, 149, "1.3")
 def mobilenet_v1_050(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV1:
     """0.5 MobileNet-224: width multiplier alpha = 0.5."""
-    kwargs.setdefault("width_mult", 0.5)
-    return MobileNetV1(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return _mobilenet_v1(0.5, num_classes, in_chans, **kwargs)
 
 
-@register_model(
-    family="mobilenet", paper=MOBILENET_V1_PAPER, weight_layers=_v1_weight_layers(),
-    reference_top1=50.6, reference_note=_v1_note("0.25", 50.6, 41, "0.5"),
-)
+@_register_v1("0.25", 50.6, 41, "0.5")
 def mobilenet_v1_025(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV1:
     """0.25 MobileNet-224: width multiplier alpha = 0.25."""
-    kwargs.setdefault("width_mult", 0.25)
-    return MobileNetV1(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return _mobilenet_v1(0.25, num_classes, in_chans, **kwargs)
 
 
 @register_model(

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..layers import get_activation
+from ..layers.weight_init import init_he_fan_out
 from ..registry import Paper, register_model
 from ._base import ClassifierModel
 
@@ -95,10 +96,7 @@ class NetworkInNetwork(ClassifierModel):
         final_act: bool = True,
     ):
         super().__init__()
-        if num_classes < 1:
-            raise CnnlabError(f"NetworkInNetwork: num_classes must be at least 1, got {num_classes}")
-        if in_chans < 1:
-            raise CnnlabError(f"NetworkInNetwork: in_chans must be at least 1, got {in_chans}")
+        self._check_sizes(num_classes, in_chans)
         if not blocks:
             raise CnnlabError("NetworkInNetwork needs at least one mlpconv block")
         if len(pools) != len(blocks) - 1 or len(dropouts) != len(blocks) - 1:
@@ -134,15 +132,9 @@ class NetworkInNetwork(ClassifierModel):
                 p = dropouts[index - 1]
                 self.add_module(f"drop{index}", nn.Dropout(p) if p > 0 else nn.Identity())
         self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # He initialisation: the paper (pre-BatchNorm) used hand-tuned Gaussians per
-        # layer; Kaiming normal makes the 9-12 ReLU layers trainable without that tuning.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+        # He initialisation (fan_out): the paper (pre-BatchNorm) used hand-tuned Gaussians
+        # per layer; He init makes the 9-12 ReLU layers trainable without that tuning.
+        init_he_fan_out(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Image -> the hidden maps of the last mlpconv, just before its class-map 1x1 conv."""

@@ -14,14 +14,8 @@ import torch
 from torch import nn
 
 from ..errors import CnnlabError
-from ..layers import (
-    BasicBlock,
-    Bottleneck,
-    PreActBasicBlock,
-    PreActBottleneck,
-    get_activation,
-    get_norm,
-)
+from ..layers import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, get_activation, get_norm
+from ..layers.residual import ResidualBlock
 from ..layers.weight_init import init_he_fan_out
 from ..registry import Paper, register_model
 from ._base import ClassifierModel
@@ -75,7 +69,71 @@ def _init_weights(model: nn.Module) -> None:
     init_he_fan_out(model)
 
 
-class ResNet(ClassifierModel):
+class ResNetBase(ClassifierModel):
+    """The skeleton every ResNet of the zoo shares: a stem, stages ``layer1..layerN`` of residual blocks, ``fc``.
+
+    A subclass builds its stem (and runs it in :meth:`forward_stem`), then calls
+    :meth:`_make_stages` and :meth:`_make_head`. In each stage the first block strides
+    (except in the first stage, which the stem has already downsampled) and changes the
+    width; its shortcut is then :meth:`_projection` of the input, and every other
+    shortcut is the identity (the ResNet paper's option B). A pre-activation net
+    (``preactivation``) ends with an addition, so its features get a last ``norm`` +
+    ``relu`` before the global average pooling.
+    """
+
+    classifier_name = "fc"
+    preactivation: bool = False
+
+    def _make_stages(self, block: type[ResidualBlock], inplanes: int, widths: Sequence[int], depths: Sequence[int],
+                     drop_path_rate: float, block_kwargs: dict, first_block_kwargs: dict | None = None) -> int:
+        """Register the stages; ``first_block_kwargs`` go to the net's very first block. Returns its output width."""
+        rates = iter(drop_path_rates(drop_path_rate, sum(depths)))
+        self.num_stages = len(depths)
+        for index, (planes, blocks) in enumerate(zip(widths, depths), start=1):
+            stride = 1 if index == 1 else 2
+            out_planes = planes * block.expansion
+            downsample = None
+            if stride != 1 or inplanes != out_planes:
+                downsample = self._projection(inplanes, out_planes, stride, block_kwargs["norm"])
+            first = dict(block_kwargs, **(first_block_kwargs or {})) if index == 1 else block_kwargs
+            stage = [block(inplanes, planes, stride, downsample, drop_path=next(rates), **first)]
+            stage += [block(out_planes, planes, drop_path=next(rates), **block_kwargs) for _ in range(1, blocks)]
+            self.add_module(f"layer{index}", nn.Sequential(*stage))
+            inplanes = out_planes
+        return inplanes
+
+    def _projection(self, inplanes: int, out_planes: int, stride: int, norm: str | None) -> nn.Module | None:
+        """The shortcut of a block that changes the shape: a 1x1 conv, followed by a norm unless pre-activated."""
+        conv = nn.Conv2d(inplanes, out_planes, kernel_size=1, stride=stride, bias=False)
+        if self.preactivation:
+            # It reads the block's pre-activated input, which is already normalised.
+            return conv
+        return nn.Sequential(conv, get_norm(norm, out_planes))
+
+    def _make_head(self, num_features: int, num_classes: int, norm: str | None) -> None:
+        if self.preactivation:
+            self.norm = get_norm(norm, num_features)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.num_features = num_features
+        self.fc = nn.Linear(num_features, num_classes)
+
+    def _zero_init_residual(self) -> None:
+        # Each residual branch starts at zero, so each block starts as the identity (Goyal et al. 2017).
+        for module in self.modules():
+            if isinstance(module, ResidualBlock):
+                module.zero_init_last()
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_stem(x)
+        for index in range(1, self.num_stages + 1):
+            x = self.get_submodule(f"layer{index}")(x)
+        return self.relu(self.norm(x)) if self.preactivation else x
+
+
+class ResNet(ResNetBase):
     """ResNet-18...152 (ResNet paper, Table 1) with torchvision's module names.
 
     Stem ``conv1`` (7x7/2, 64) -> ``bn1`` -> ``relu`` -> ``maxpool`` (3x3/2), four stages
@@ -89,11 +147,9 @@ class ResNet(ClassifierModel):
     ``drop_path_rate`` enables stochastic depth, linearly increasing per block.
     """
 
-    classifier_name = "fc"
-
     def __init__(
         self,
-        block: type[nn.Module],
+        block: type[ResidualBlock],
         layers: Sequence[int],
         num_classes: int = 1000,
         in_chans: int = 3,
@@ -108,59 +164,27 @@ class ResNet(ClassifierModel):
         super().__init__()
         layers = _check_layers(layers, 4)
         self.num_classes = num_classes
-        self._block_kwargs = dict(groups=groups, base_width=width_per_group, norm=norm, act=act)
-        if se_reduction is not None:
-            # Only when asked for, so a block class without the option still builds a plain ResNet.
-            self._block_kwargs["se_reduction"] = se_reduction
-        self._norm = norm
-        self._inplanes = 64
-        rates = iter(drop_path_rates(drop_path_rate, sum(layers)))
-
         self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = get_norm(norm, 64)
         self.relu = get_activation(act, inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0], 1, rates)
-        self.layer2 = self._make_layer(block, 128, layers[1], 2, rates)
-        self.layer3 = self._make_layer(block, 256, layers[2], 2, rates)
-        self.layer4 = self._make_layer(block, 512, layers[3], 2, rates)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.num_features = 512 * block.expansion
-        self.fc = nn.Linear(self.num_features, num_classes)
+        block_kwargs = dict(groups=groups, base_width=width_per_group, norm=norm, act=act, se_reduction=se_reduction)
+        # A pre-activation net's stem keeps its BN-ReLU, which is then the first unit's
+        # pre-activation (Identity Mappings paper, section 4.1).
+        first_block_kwargs = {"preact": False} if self.preactivation else None
+        channels = self._make_stages(block, 64, (64, 128, 256, 512), layers, drop_path_rate, block_kwargs,
+                                     first_block_kwargs)
+        self._make_head(channels, num_classes, norm)
 
         _init_weights(self)
         if zero_init_residual:
-            for module in self.modules():
-                if isinstance(module, (BasicBlock, Bottleneck)):
-                    module.zero_init_last()
+            self._zero_init_residual()
 
-    def _make_layer(self, block: type[nn.Module], planes: int, blocks: int, stride: int, rates) -> nn.Sequential:
-        out_planes = planes * block.expansion
-        downsample = None
-        if stride != 1 or self._inplanes != out_planes:
-            # Option B: project only where the shape changes; identities elsewhere.
-            downsample = nn.Sequential(
-                nn.Conv2d(self._inplanes, out_planes, kernel_size=1, stride=stride, bias=False),
-                get_norm(self._norm, out_planes),
-            )
-        stage = [block(self._inplanes, planes, stride, downsample, drop_path=next(rates), **self._block_kwargs)]
-        self._inplanes = out_planes
-        stage += [block(out_planes, planes, drop_path=next(rates), **self._block_kwargs) for _ in range(1, blocks)]
-        return nn.Sequential(*stage)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
 
-class PreActResNet(ClassifierModel):
+class PreActResNet(ResNet):
     """Pre-activation ResNet ("ResNet v2", Identity Mappings paper) in the ImageNet layout.
 
     Same stages as :class:`ResNet`, built from :class:`~cnnlab.layers.PreActBasicBlock` or
@@ -172,71 +196,7 @@ class PreActResNet(ClassifierModel):
     :class:`ResNet` (``zero_init_residual`` zeroes each unit's last conv).
     """
 
-    classifier_name = "fc"
-
-    def __init__(
-        self,
-        block: type[nn.Module],
-        layers: Sequence[int],
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        zero_init_residual: bool = False,
-        groups: int = 1,
-        width_per_group: int = 64,
-        norm: str | None = "batchnorm",
-        act: str = "relu",
-        drop_path_rate: float = 0.0,
-    ):
-        super().__init__()
-        layers = _check_layers(layers, 4)
-        self.num_classes = num_classes
-        self._block_kwargs = dict(groups=groups, base_width=width_per_group, norm=norm, act=act)
-        self._inplanes = 64
-        rates = iter(drop_path_rates(drop_path_rate, sum(layers)))
-
-        self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = get_norm(norm, 64)
-        self.relu = get_activation(act, inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0], 1, rates, first=True)
-        self.layer2 = self._make_layer(block, 128, layers[1], 2, rates)
-        self.layer3 = self._make_layer(block, 256, layers[2], 2, rates)
-        self.layer4 = self._make_layer(block, 512, layers[3], 2, rates)
-        self.num_features = 512 * block.expansion
-        self.norm = get_norm(norm, self.num_features)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(self.num_features, num_classes)
-
-        _init_weights(self)
-        if zero_init_residual:
-            for module in self.modules():
-                if isinstance(module, (PreActBasicBlock, PreActBottleneck)):
-                    module.zero_init_last()
-
-    def _make_layer(self, block: type[nn.Module], planes: int, blocks: int, stride: int, rates,
-                    first: bool = False) -> nn.Sequential:
-        out_planes = planes * block.expansion
-        downsample = None
-        if stride != 1 or self._inplanes != out_planes:
-            # No BN after the projection: the pre-activated input is already normalised.
-            downsample = nn.Conv2d(self._inplanes, out_planes, kernel_size=1, stride=stride, bias=False)
-        stage = [block(self._inplanes, planes, stride, downsample, drop_path=next(rates),
-                       preact=not first, **self._block_kwargs)]
-        self._inplanes = out_planes
-        stage += [block(out_planes, planes, drop_path=next(rates), **self._block_kwargs) for _ in range(1, blocks)]
-        return nn.Sequential(*stage)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        x = self.layer4(x)
-        return self.relu(self.norm(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
+    preactivation = True
 
 
 def _resnet(depth: int, num_classes: int, in_chans: int, **kwargs) -> ResNet:
@@ -249,62 +209,45 @@ def _preact_resnet(depth: int, num_classes: int, in_chans: int, **kwargs) -> Pre
     return PreActResNet(_PREACT_BLOCK[block], layers, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
+def _register_resnet(depth: int, top1: float, top5: float | None, note: str):
+    return register_model(family="resnet", paper=RESNET_PAPER, weight_layers=depth, torchvision_name=f"resnet{depth}",
+                          reference_top1=top1, reference_top5=top5, reference_note=note)
+
+
 # Reference accuracies: 100 - the paper's single-model top-1/top-5 errors with 10-crop
 # testing on the ImageNet validation set (224 crops, shorter side 256).
+_TABLE3 = "ResNet paper Table 3: ImageNet val error {top1}% top-1 / {top5}% top-5, single model, 10-crop testing."
 _V15_NOTE = (" torchvision's layout (and this one) puts the stride on the 3x3 conv of each bottleneck"
              " ('ResNet v1.5'); the paper strides the first 1x1 conv.")
 
 
-@register_model(
-    family="resnet", paper=RESNET_PAPER, weight_layers=18, torchvision_name="resnet18",
-    reference_top1=72.12, reference_top5=None,
-    reference_note="ResNet paper Table 2: ImageNet val top-1 error 27.88%, 10-crop testing; "
-                   "the paper reports no top-5 for ResNet-18.",
-)
+@_register_resnet(18, 72.12, None, "ResNet paper Table 2: ImageNet val top-1 error 27.88%, 10-crop testing; "
+                  "the paper reports no top-5 for ResNet-18.")
 def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
     """ResNet-18: basic blocks [2, 2, 2, 2] (ResNet paper, Table 1)."""
     return _resnet(18, num_classes, in_chans, **kwargs)
 
 
-@register_model(
-    family="resnet", paper=RESNET_PAPER, weight_layers=34, torchvision_name="resnet34",
-    reference_top1=75.48, reference_top5=92.54,
-    reference_note="ResNet paper Table 3, ResNet-34 B (projection shortcuts where dimensions grow, as here): "
-                   "ImageNet val error 24.52% top-1 / 7.46% top-5, single model, 10-crop testing.",
-)
+@_register_resnet(34, 75.48, 92.54, "ResNet paper Table 3, ResNet-34 B (projection shortcuts where dimensions grow, "
+                  "as here): ImageNet val error 24.52% top-1 / 7.46% top-5, single model, 10-crop testing.")
 def resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
     """ResNet-34: basic blocks [3, 4, 6, 3], the residual twin of the paper's plain-34."""
     return _resnet(34, num_classes, in_chans, **kwargs)
 
 
-@register_model(
-    family="resnet", paper=RESNET_PAPER, weight_layers=50, torchvision_name="resnet50",
-    reference_top1=77.15, reference_top5=93.29,
-    reference_note="ResNet paper Table 3: ImageNet val error 22.85% top-1 / 6.71% top-5, single model, "
-                   "10-crop testing." + _V15_NOTE,
-)
+@_register_resnet(50, 77.15, 93.29, _TABLE3.format(top1=22.85, top5=6.71) + _V15_NOTE)
 def resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
     """ResNet-50: bottleneck blocks [3, 4, 6, 3], each 2-layer block of ResNet-34 made a 3-layer bottleneck."""
     return _resnet(50, num_classes, in_chans, **kwargs)
 
 
-@register_model(
-    family="resnet", paper=RESNET_PAPER, weight_layers=101, torchvision_name="resnet101",
-    reference_top1=78.25, reference_top5=93.95,
-    reference_note="ResNet paper Table 3: ImageNet val error 21.75% top-1 / 6.05% top-5, single model, "
-                   "10-crop testing." + _V15_NOTE,
-)
+@_register_resnet(101, 78.25, 93.95, _TABLE3.format(top1=21.75, top5=6.05) + _V15_NOTE)
 def resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
     """ResNet-101: bottleneck blocks [3, 4, 23, 3] (ResNet paper, Table 1)."""
     return _resnet(101, num_classes, in_chans, **kwargs)
 
 
-@register_model(
-    family="resnet", paper=RESNET_PAPER, weight_layers=152, torchvision_name="resnet152",
-    reference_top1=78.57, reference_top5=94.29,
-    reference_note="ResNet paper Table 3: ImageNet val error 21.43% top-1 / 5.71% top-5, single model, "
-                   "10-crop testing." + _V15_NOTE,
-)
+@_register_resnet(152, 78.57, 94.29, _TABLE3.format(top1=21.43, top5=5.71) + _V15_NOTE)
 def resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
     """ResNet-152: bottleneck blocks [3, 8, 36, 3]; 11.3 GFLOPs, fewer than VGG-16's 15.3 (paper, section 4.1)."""
     return _resnet(152, num_classes, in_chans, **kwargs)

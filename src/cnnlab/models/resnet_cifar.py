@@ -13,13 +13,12 @@ from torch import nn
 from ..errors import CnnlabError
 from ..layers import BasicBlock, ZeroPadShortcut, get_activation, get_norm
 from ..registry import register_model
-from ._base import ClassifierModel
-from .resnet import RESNET_PAPER, _init_weights, drop_path_rates
+from .resnet import RESNET_PAPER, ResNetBase, _init_weights
 
 _SHORTCUT_TYPES = ("A", "B")
 
 
-class CifarResNet(ClassifierModel):
+class CifarResNet(ResNetBase):
     """ResNet-(6n+2) for 32x32 images: the paper's section 4.2 architecture.
 
     ``conv1`` (3x3, 16) -> ``bn1`` -> ``relu``, then three stages ``layer1..layer3`` of
@@ -33,11 +32,9 @@ class CifarResNet(ClassifierModel):
     instead of 269,722). ``shortcut=False`` removes every shortcut: the "plain" net.
     """
 
-    classifier_name = "fc"
-
     def __init__(
         self,
-        depth: int = 20,
+        depth: int,
         num_classes: int = 10,
         in_chans: int = 3,
         shortcut: bool = True,
@@ -61,56 +58,32 @@ class CifarResNet(ClassifierModel):
         self.num_classes = num_classes
         self._shortcut = shortcut
         self._shortcut_type = shortcut_type
-        self._norm = norm
-        self._act = act
-        self._inplanes = widths[0]
-        rates = iter(drop_path_rates(drop_path_rate, 3 * blocks_per_stage))
 
         self.conv1 = nn.Conv2d(in_chans, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = get_norm(norm, widths[0])
         self.relu = get_activation(act, inplace=True)
-        self.layer1 = self._make_layer(widths[0], blocks_per_stage, 1, rates)
-        self.layer2 = self._make_layer(widths[1], blocks_per_stage, 2, rates)
-        self.layer3 = self._make_layer(widths[2], blocks_per_stage, 2, rates)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.num_features = widths[2]
-        self.fc = nn.Linear(self.num_features, num_classes)
+        channels = self._make_stages(BasicBlock, widths[0], widths, (blocks_per_stage,) * 3, drop_path_rate,
+                                     dict(norm=norm, act=act, shortcut=shortcut))
+        self._make_head(channels, num_classes, norm)
 
         _init_weights(self)
         if zero_init_residual and shortcut:
-            for module in self.modules():
-                if isinstance(module, BasicBlock):
-                    module.zero_init_last()
+            self._zero_init_residual()
 
-    def _make_layer(self, planes: int, blocks: int, stride: int, rates) -> nn.Sequential:
-        downsample = None
-        if self._shortcut and (stride != 1 or self._inplanes != planes):
-            if self._shortcut_type == "A":
-                downsample = ZeroPadShortcut(self._inplanes, planes, stride)
-            else:
-                downsample = nn.Sequential(
-                    nn.Conv2d(self._inplanes, planes, kernel_size=1, stride=stride, bias=False),
-                    get_norm(self._norm, planes),
-                )
-        common = dict(norm=self._norm, act=self._act, shortcut=self._shortcut)
-        stage = [BasicBlock(self._inplanes, planes, stride, downsample, drop_path=next(rates), **common)]
-        self._inplanes = planes
-        stage += [BasicBlock(planes, planes, drop_path=next(rates), **common) for _ in range(1, blocks)]
-        return nn.Sequential(*stage)
+    def _projection(self, inplanes: int, out_planes: int, stride: int, norm: str | None) -> nn.Module | None:
+        if not self._shortcut:
+            return None
+        if self._shortcut_type == "A":
+            return ZeroPadShortcut(inplanes, out_planes, stride)
+        return super()._projection(inplanes, out_planes, stride, norm)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer1(x)
-        x = self.layer2(x)
-        return self.layer3(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn1(self.conv1(x)))
 
 
-def _cifar_resnet(depth: int, num_classes: int, in_chans: int, shortcut: bool, **kwargs) -> CifarResNet:
-    kwargs.setdefault("shortcut", shortcut)
+def _plain(depth: int, num_classes: int, in_chans: int, **kwargs) -> CifarResNet:
+    # The residual net's twin without shortcuts; ``shortcut=True`` gives the residual net back.
+    kwargs.setdefault("shortcut", False)
     return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
@@ -131,65 +104,65 @@ _PLAIN_NOTE = ("The paper shows the plain nets only as training/test curves (Fig
 @_register_cifar(20, 91.25, _TABLE6.format(err="8.75"))
 def resnet20(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """CIFAR ResNet-20 (n=3, 0.27M parameters), the smallest net of the ResNet paper's Table 6."""
-    return _cifar_resnet(20, num_classes, in_chans, True, **kwargs)
+    return CifarResNet(20, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @_register_cifar(32, 92.49, _TABLE6.format(err="7.51"))
 def resnet32(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """CIFAR ResNet-32 (n=5, 0.46M parameters), ResNet paper Table 6."""
-    return _cifar_resnet(32, num_classes, in_chans, True, **kwargs)
+    return CifarResNet(32, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @_register_cifar(44, 92.83, _TABLE6.format(err="7.17"))
 def resnet44(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """CIFAR ResNet-44 (n=7, 0.66M parameters), ResNet paper Table 6."""
-    return _cifar_resnet(44, num_classes, in_chans, True, **kwargs)
+    return CifarResNet(44, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @_register_cifar(56, 93.03, _TABLE6.format(err="6.97"))
 def resnet56(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """CIFAR ResNet-56 (n=9, 0.85M parameters): the residual twin of the degraded plain-56."""
-    return _cifar_resnet(56, num_classes, in_chans, True, **kwargs)
+    return CifarResNet(56, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @_register_cifar(110, 93.57, _TABLE6.format(err="6.43") + "; best of 5 runs, the mean is 6.61±0.16% (93.39% top-1)")
 def resnet110(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """CIFAR ResNet-110 (n=18, 1.7M parameters); the paper warms it up at lr 0.01 until training error is below 80%."""
-    return _cifar_resnet(110, num_classes, in_chans, True, **kwargs)
+    return CifarResNet(110, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @_register_cifar(1202, 92.07, _TABLE6.format(err="7.93") + "; worse than ResNet-110, which the paper attributes "
                  "to overfitting (19.4M parameters on 50k images)")
 def resnet1202(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """CIFAR ResNet-1202 (n=200, 19.4M parameters): the paper's "exploring over 1000 layers" net."""
-    return _cifar_resnet(1202, num_classes, in_chans, True, **kwargs)
+    return CifarResNet(1202, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @_register_cifar(20, None, _PLAIN_NOTE)
 def plain20(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """Plain-20: ResNet-20 without shortcuts, the degradation experiment's baseline (ResNet paper, Fig. 6)."""
-    return _cifar_resnet(20, num_classes, in_chans, False, **kwargs)
+    return _plain(20, num_classes, in_chans, **kwargs)
 
 
 @_register_cifar(32, None, _PLAIN_NOTE)
 def plain32(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """Plain-32: ResNet-32 without shortcuts (ResNet paper, Fig. 6)."""
-    return _cifar_resnet(32, num_classes, in_chans, False, **kwargs)
+    return _plain(32, num_classes, in_chans, **kwargs)
 
 
 @_register_cifar(44, None, _PLAIN_NOTE)
 def plain44(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """Plain-44: ResNet-44 without shortcuts (ResNet paper, Fig. 6)."""
-    return _cifar_resnet(44, num_classes, in_chans, False, **kwargs)
+    return _plain(44, num_classes, in_chans, **kwargs)
 
 
 @_register_cifar(56, None, _PLAIN_NOTE)
 def plain56(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """Plain-56: ResNet-56 without shortcuts; higher *training* error than plain-20 (ResNet paper, Fig. 6)."""
-    return _cifar_resnet(56, num_classes, in_chans, False, **kwargs)
+    return _plain(56, num_classes, in_chans, **kwargs)
 
 
 @_register_cifar(110, None, _PLAIN_NOTE)
 def plain110(num_classes: int = 10, in_chans: int = 3, **kwargs) -> CifarResNet:
     """Plain-110: ResNet-110 without shortcuts (ResNet paper, section 4.2)."""
-    return _cifar_resnet(110, num_classes, in_chans, False, **kwargs)
+    return _plain(110, num_classes, in_chans, **kwargs)

@@ -59,18 +59,18 @@ def _resnext(depth: int, cardinality: int, width_per_group: int, num_classes: in
     """ResNeXt-``depth`` (C x d): the ResNet bottlenecks with a grouped 3x3 conv of C groups of d channels.
 
     In the first stage the grouped conv has ``C * d`` channels (128 for 32x4d), doubling
-    with every stage like ResNet's widths; d = 64, C = 1 gives back ResNet.
+    with every stage like ResNet's widths; d = 64, C = 1 gives back ResNet. ``groups``,
+    :class:`~cnnlab.models.resnet.ResNet`'s name for C, overrides ``cardinality``.
     """
-    _check_cardinality(cardinality, width_per_group)
-    return _resnet(depth, num_classes, in_chans, groups=cardinality, width_per_group=width_per_group, **kwargs)
+    kwargs.setdefault("groups", cardinality)
+    _check_cardinality(kwargs["groups"], width_per_group)
+    return _resnet(depth, num_classes, in_chans, width_per_group=width_per_group, **kwargs)
 
 
 def _se_resnet(depth: int, num_classes: int, in_chans: int, se_reduction: int = SE_REDUCTION,
                cardinality: int = 1, width_per_group: int = 64, **kwargs) -> ResNet:
     """SE-ResNet / SE-ResNeXt: the same nets with a squeeze-and-excitation unit in every block."""
-    _check_cardinality(cardinality, width_per_group)
-    return _resnet(depth, num_classes, in_chans, groups=cardinality, width_per_group=width_per_group,
-                   se_reduction=se_reduction, **kwargs)
+    return _resnext(depth, cardinality, width_per_group, num_classes, in_chans, se_reduction=se_reduction, **kwargs)
 
 
 # --------------------------------------------------------------------------- ResNeXt
@@ -126,7 +126,8 @@ def resnext101_64x4d(num_classes: int = 1000, in_chans: int = 3, cardinality: in
 )
 def wide_resnet50_2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
     """Wide ResNet-50-2: ResNet-50 with every bottleneck's inner width doubled (128, 256, 512, 1024)."""
-    return _resnet(50, num_classes, in_chans, width_per_group=128, **kwargs)
+    kwargs.setdefault("width_per_group", 128)
+    return _resnet(50, num_classes, in_chans, **kwargs)
 
 
 @register_model(
@@ -136,7 +137,8 @@ def wide_resnet50_2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> Res
 )
 def wide_resnet101_2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
     """Wide ResNet-101-2: ResNet-101 with every bottleneck's inner width doubled."""
-    return _resnet(101, num_classes, in_chans, width_per_group=128, **kwargs)
+    kwargs.setdefault("width_per_group", 128)
+    return _resnet(101, num_classes, in_chans, **kwargs)
 
 
 # --------------------------------------------------------------------------- SE-ResNet, SE-ResNeXt
@@ -147,37 +149,31 @@ _SE_NOTE = ("Single 224 center crop ImageNet-1K val error of the authors' releas
             "on the 3x3 conv.")
 
 
-@register_model(
-    family="senet", paper=SENET_PAPER, weight_layers=50,
-    reference_top1=77.63, reference_top5=93.64, reference_note=_SE_NOTE.format(err="22.37% top-1 / 6.36% top-5"),
-)
+def _register_se(depth: int, top1: float, top5: float):
+    err = f"{100 - top1:.2f}% top-1 / {100 - top5:.2f}% top-5"
+    return register_model(family="senet", paper=SENET_PAPER, weight_layers=depth, reference_top1=top1,
+                          reference_top5=top5, reference_note=_SE_NOTE.format(err=err))
+
+
+@_register_se(50, 77.63, 93.64)
 def se_resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
     """SE-ResNet-50: ResNet-50 with an SE unit (r=16) on every bottleneck's output, ~10% more parameters."""
     return _se_resnet(50, num_classes, in_chans, **kwargs)
 
 
-@register_model(
-    family="senet", paper=SENET_PAPER, weight_layers=101,
-    reference_top1=78.25, reference_top5=94.28, reference_note=_SE_NOTE.format(err="21.75% top-1 / 5.72% top-5"),
-)
+@_register_se(101, 78.25, 94.28)
 def se_resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
     """SE-ResNet-101: ResNet-101 with an SE unit (r=16) in every bottleneck."""
     return _se_resnet(101, num_classes, in_chans, **kwargs)
 
 
-@register_model(
-    family="senet", paper=SENET_PAPER, weight_layers=152,
-    reference_top1=78.66, reference_top5=94.46, reference_note=_SE_NOTE.format(err="21.34% top-1 / 5.54% top-5"),
-)
+@_register_se(152, 78.66, 94.46)
 def se_resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
     """SE-ResNet-152: ResNet-152 with an SE unit (r=16) in every bottleneck."""
     return _se_resnet(152, num_classes, in_chans, **kwargs)
 
 
-@register_model(
-    family="senet", paper=SENET_PAPER, weight_layers=50,
-    reference_top1=79.03, reference_top5=94.46, reference_note=_SE_NOTE.format(err="20.97% top-1 / 5.54% top-5"),
-)
+@_register_se(50, 79.03, 94.46)
 def se_resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, cardinality: int = 32, width_per_group: int = 4,
                        **kwargs) -> ResNet:
     """SE-ResNeXt-50 (32x4d): ResNeXt-50 with an SE unit (r=16) in every block; the base of SENet-154."""

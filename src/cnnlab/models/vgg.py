@@ -1,11 +1,11 @@
 """VGG (Simonyan & Zisserman 2015): stacks of 3x3 convolutions, configurations A, B, D, E."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from ..layers.weight_init import init_he_fan_out
 from ..registry import Paper, register_model
-from ._base import ClassifierModel
+from ._base import FCHeadModel, fc_head
 
 VGG_PAPER = Paper(
     title="Very Deep Convolutional Networks for Large-Scale Image Recognition",
@@ -46,10 +46,11 @@ def make_vgg_features(config: list[int | str], in_chans: int = 3, batch_norm: bo
     return nn.Sequential(*layers)
 
 
-class VGG(ClassifierModel):
+class VGG(FCHeadModel):
     """VGG: ``features`` (conv body), ``avgpool`` (adaptive to 7x7) and ``classifier`` FC-FC-FC.
 
-    Key names and parameter shapes equal torchvision's, so its checkpoints load unchanged.
+    The FC head is AlexNet's (dropout after FC6 and FC7). Key names and parameter shapes
+    equal torchvision's, so its checkpoints load unchanged.
     """
 
     classifier_name = "classifier.6"
@@ -60,35 +61,11 @@ class VGG(ClassifierModel):
         self.num_classes = num_classes
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = fc_head(512 * 7 * 7, num_classes, dropout)
         if init_weights:
-            self._init_weights()
-
-    def _init_weights(self) -> None:
-        # The paper pre-trained shallow nets to initialise deep ones; Kaiming init
-        # (He et al. 2015) made that unnecessary and is what torchvision uses.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01)
-                nn.init.zeros_(module.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        x = self.classifier[:-1](x)
-        return x if pre_logits else self.classifier[-1](x)
+            # The paper pre-trained shallow nets to initialise deep ones; He init (fan_out,
+            # as torchvision) made that unnecessary. The FC layers start at N(0, 0.01).
+            init_he_fan_out(self, linear_weight=lambda weight: nn.init.normal_(weight, 0.0, 0.01))
 
 
 def _vgg(depth: int, batch_norm: bool, num_classes: int, in_chans: int, **kwargs) -> VGG:

@@ -12,11 +12,10 @@ import torch
 from torch import nn
 
 from ..errors import CnnlabError
-from ..layers import get_activation, get_norm
+from ..layers import get_activation
 from ..layers.residual import WideBasicBlock
 from ..registry import register_model
-from ._base import ClassifierModel
-from .resnet import _init_weights, drop_path_rates
+from .resnet import ResNetBase, _init_weights
 from .resnext import WIDE_RESNET_PAPER
 
 # The paper's dropout rate between the convs of each unit on CIFAR (0.4 on SVHN): it helped every
@@ -38,7 +37,7 @@ def _check_wrn_config(depth: int, widen_factor: int, dropout: float) -> int:
     return (depth - 4) // 6
 
 
-class WideResNet(ClassifierModel):
+class WideResNet(ResNetBase):
     """WRN-d-k for 32x32 images (WRN paper, Table 1).
 
     ``conv1`` (3x3, 16 channels, no BN-ReLU after it: the first unit pre-activates), three
@@ -50,12 +49,12 @@ class WideResNet(ClassifierModel):
     2 and 3 and ``fc`` (6n + 4), as the paper does. Convs have no bias (BN follows).
     """
 
-    classifier_name = "fc"
+    preactivation = True
 
     def __init__(
         self,
-        depth: int = 28,
-        widen_factor: int = 10,
+        depth: int,
+        widen_factor: int,
         dropout: float = CIFAR_DROPOUT,
         num_classes: int = 10,
         in_chans: int = 3,
@@ -68,45 +67,19 @@ class WideResNet(ClassifierModel):
         self.depth = depth
         self.widen_factor = widen_factor
         self.num_classes = num_classes
-        self._block_kwargs = dict(dropout=dropout, norm=norm, act=act)
         widths = (16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
-        self._inplanes = 16
-        rates = iter(drop_path_rates(drop_path_rate, 3 * blocks_per_stage))
 
         self.conv1 = nn.Conv2d(in_chans, 16, kernel_size=3, stride=1, padding=1, bias=False)
-        self.layer1 = self._make_layer(widths[0], blocks_per_stage, 1, rates)
-        self.layer2 = self._make_layer(widths[1], blocks_per_stage, 2, rates)
-        self.layer3 = self._make_layer(widths[2], blocks_per_stage, 2, rates)
-        self.num_features = widths[2]
-        self.norm = get_norm(norm, self.num_features)
+        channels = self._make_stages(WideBasicBlock, 16, widths, (blocks_per_stage,) * 3, drop_path_rate,
+                                     dict(dropout=dropout, norm=norm, act=act))
+        # The final BN-ReLU's activation; the stem has none.
         self.relu = get_activation(act, inplace=True)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self._make_head(channels, num_classes, norm)
 
         _init_weights(self)
 
-    def _make_layer(self, planes: int, blocks: int, stride: int, rates) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self._inplanes != planes:
-            # Reads the unit's pre-activated input, so no BN of its own (authors' code).
-            downsample = nn.Conv2d(self._inplanes, planes, kernel_size=1, stride=stride, bias=False)
-        stage = [WideBasicBlock(self._inplanes, planes, stride, downsample, drop_path=next(rates),
-                                **self._block_kwargs)]
-        self._inplanes = planes
-        stage += [WideBasicBlock(planes, planes, drop_path=next(rates), **self._block_kwargs)
-                  for _ in range(1, blocks)]
-        return nn.Sequential(*stage)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.relu(self.norm(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv1(x)
 
 
 def wide_resnet_cifar(depth: int, widen_factor: int, dropout: float = CIFAR_DROPOUT, num_classes: int = 10,
