@@ -347,8 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="data set to evaluate on (default: the run's own)")
     evaluate.add_argument("--split", default="test", choices=("test", "val", "train"),
                           help="which split (default test; train: the run's training images, unaugmented)")
-    evaluate.add_argument("--tta", default="none", choices=("none", "flip", "10crop", "multiscale"),
-                          help="test-time augmentation (default none; 10crop pads by the training crop padding)")
+    evaluate.add_argument("--tta", default="none", choices=("none", "flip", "translate", "10crop", "multiscale"),
+                          help="test-time augmentation (default none; translate: airbench94's flips and 1-pixel shifts; "
+                               "10crop pads by the training crop padding)")
     evaluate.add_argument("--batch-size", dest="batch_size", type=int,
                           help="evaluation batch size (default: the run's eval batch size)")
     evaluate.add_argument("--top-losses", dest="top_losses", type=int, metavar="N",

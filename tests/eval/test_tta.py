@@ -7,7 +7,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from cnnlab import create_model
 from cnnlab.errors import CnnlabError
-from cnnlab.eval import RESNET_TEST_SCALES, resize_shorter_side, ten_crop, tta_predict
+from cnnlab.eval import RESNET_TEST_SCALES, evaluate, resize_shorter_side, ten_crop, translate_views, tta_predict
 
 
 def tiny_model(classes=5):
@@ -36,6 +36,27 @@ def test_flip_mode_averages_the_image_and_its_mirror():
     assert torch.allclose(out, expected, atol=1e-6)
     assert not torch.allclose(out, probs(model, x).detach(), atol=1e-4)  # the flip changes something
     assert torch.allclose(out.sum(1), torch.ones(3))
+
+
+def test_translate_mode_is_airbenchs_flips_and_one_pixel_shifts():
+    model = tiny_model().eval()
+    x = images()
+    views, weights = translate_views(x)
+    assert sum(weights) == 1 and len(views) == 6 and all(v.shape == x.shape for v in views)
+    up_left, down_right = views[2], views[4]
+    assert torch.equal(up_left[..., 1:, 1:], x[..., :-1, :-1])  # content moved one pixel down-right
+    assert torch.equal(up_left[..., 0, 1:], x[..., 1, :-1])  # the new edge row is reflected, not zero
+    assert torch.equal(down_right[..., :-1, :-1], x[..., 1:, 1:])
+    with torch.no_grad():
+        pair = lambda v: (probs(model, v) + probs(model, v.flip(-1))) / 2  # noqa: E731
+        expected = 0.5 * pair(x) + 0.25 * pair(up_left) + 0.25 * pair(down_right)
+    out = tta_predict(model, x, mode="translate")
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert not torch.allclose(out, tta_predict(model, x, mode="flip"), atol=1e-4)
+    # The evaluation loop (per view, as the trainer runs it) gives the same probabilities.
+    labels = torch.tensor([0, 1, 2])
+    looped = evaluate(model, [(x, labels)], tta="translate")
+    assert looped["loss"] == pytest.approx(float(F.nll_loss(expected.log(), labels)), rel=1e-5)
 
 
 def test_ten_crop_positions_match_torchvision():

@@ -13,8 +13,8 @@ from .loop import evaluate, predict_logits, top_k_correct
 from .plots import plot_confusion, plot_top_losses
 from .predict import predict_images
 from .run import LoadedRun, load_run, load_split
-from .tta import RESNET_TEST_SCALES, TTA_MODES, resize_shorter_side, ten_crop, tta_predict
+from .tta import RESNET_TEST_SCALES, TTA_MODES, resize_shorter_side, ten_crop, translate_views, tta_predict
 
 __all__ = ["EVAL_SPLITS", "LoadedRun", "RESNET_TEST_SCALES", "TTA_MODES", "evaluate", "evaluate_run", "load_run",
            "load_split", "plot_confusion", "plot_top_losses", "predict_images", "predict_logits", "resize_shorter_side",
-           "ten_crop", "top_k_correct", "tta_predict", "write_eval"]
+           "ten_crop", "top_k_correct", "translate_views", "tta_predict", "write_eval"]

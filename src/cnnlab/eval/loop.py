@@ -17,7 +17,7 @@ from torch import nn
 
 from ..device import Precision, autocast_context
 from ..errors import CnnlabError
-from .tta import RESNET_TEST_SCALES, TTA_MODES, tta_predict
+from .tta import RESNET_TEST_SCALES, TTA_MODES, translate_views, tta_predict
 
 __all__ = ["evaluate", "predict_logits", "top_k_correct"]
 
@@ -47,8 +47,8 @@ def _log_probabilities(model: nn.Module, images: torch.Tensor, tta: str, precisi
                        views) -> torch.Tensor:
     """Log class probabilities of one batch under test-time augmentation ``tta`` (see :mod:`.tta`).
 
-    ``flip`` runs one forward pass per view rather than one of a stacked batch, which keeps
-    the batch's channels-last layout. ``10crop`` and ``multiscale`` take crops of the size the
+    ``flip`` and ``translate`` run one forward pass per view rather than one of a stacked
+    batch, which keeps the batch's channels-last layout. ``10crop`` and ``multiscale`` take crops of the size the
     model was evaluated at (the batch's) from ``views(images)``. With several views the
     probabilities are averaged, and the loss is that of the averaged probabilities."""
     with autocast_context(images.device, precision) if precision is not None else contextlib.nullcontext():
@@ -57,6 +57,10 @@ def _log_probabilities(model: nn.Module, images: torch.Tensor, tta: str, precisi
         if tta == "flip":
             probabilities = torch.stack([F.softmax(_main_logits(model(view)), dim=1)
                                          for view in (images, images.flip(-1))]).mean(dim=0)
+        elif tta == "translate":
+            views, weights = translate_views(images)
+            probabilities = sum(weight * F.softmax(_main_logits(model(view)), dim=1)
+                                for view, weight in zip(views, weights))
         else:
             crop_size = min(images.shape[-2:])
             scales = [scale for scale in RESNET_TEST_SCALES if scale >= crop_size]

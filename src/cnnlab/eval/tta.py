@@ -3,7 +3,9 @@
 The protocols of the lectures: flip averaging; AlexNet's 10-crop testing (four corners and
 the centre, and their mirror images); and ResNet's multi-scale testing (He et al. 2016,
 after VGG): the shorter side resized to each of {224, 256, 384, 480, 640}, 10 crops at each,
-softmax probabilities averaged. Works on any ``nn.Module`` that returns logits; the views
+softmax probabilities averaged. And airbench94's (Jordan 2024) ``translate``: the flip pair
+weighted 1/2, and the flip pairs of the image shifted one pixel up-left and one pixel
+down-right (reflect-padded, as its training crops are) weighted 1/4 each. Works on any ``nn.Module`` that returns logits; the views
 of one scale go through the model as one batch, not a Python loop over crops.
 """
 from __future__ import annotations
@@ -17,12 +19,23 @@ from torch import Tensor, nn
 from ..data.augment.ops import resize_shorter_side  # one resize for training's eval_transform and TTA
 from ..errors import CnnlabError
 
-__all__ = ["RESNET_TEST_SCALES", "TTA_MODES", "ten_crop", "resize_shorter_side", "tta_predict"]
+__all__ = ["RESNET_TEST_SCALES", "TTA_MODES", "ten_crop", "resize_shorter_side", "translate_views", "tta_predict"]
 
 #: The test scales of ResNet's multi-scale evaluation (shorter side, pixels).
 RESNET_TEST_SCALES: tuple[int, ...] = (224, 256, 384, 480, 640)
 
-TTA_MODES: tuple[str, ...] = ("none", "flip", "10crop", "multiscale")
+TTA_MODES: tuple[str, ...] = ("none", "flip", "translate", "10crop", "multiscale")
+
+
+def translate_views(images: Tensor, shift: int = 1) -> tuple[list[Tensor], list[float]]:
+    """airbench94's test-time views and their weights: the image and its mirror (1/4 each), then
+    the image shifted by ``shift`` pixels up-left and down-right (reflect padding) and their
+    mirrors (1/8 each). Shifted views keep the batch's size and memory layout."""
+    h, w = images.shape[-2:]
+    padded = F.pad(images, (shift, shift, shift, shift), mode="reflect")
+    up_left, down_right = padded[..., :h, :w], padded[..., 2 * shift:, 2 * shift:]
+    views = [images, images.flip(-1), up_left, up_left.flip(-1), down_right, down_right.flip(-1)]
+    return views, [0.25, 0.25, 0.125, 0.125, 0.125, 0.125]
 
 
 def ten_crop(images: Tensor, size: int) -> Tensor:
@@ -42,8 +55,9 @@ def ten_crop(images: Tensor, size: int) -> Tensor:
     return torch.stack(crops)
 
 
-def _probabilities(model: nn.Module, views: Tensor, batch_size: int | None) -> Tensor:
-    """Softmax of the model on V x N x ... views, averaged over V (forward in chunks)."""
+def _probabilities(model: nn.Module, views: Tensor, batch_size: int | None, average: bool = True) -> Tensor:
+    """Softmax of the model on V x N x ... views, averaged over V (forward in chunks);
+    ``average=False`` returns them per view, V x N x K."""
     v, n = views.shape[:2]
     flat = views.reshape(v * n, *views.shape[2:])
     step = batch_size or flat.shape[0]
@@ -53,7 +67,8 @@ def _probabilities(model: nn.Module, views: Tensor, batch_size: int | None) -> T
         if isinstance(logits, (tuple, list)):  # models with auxiliary heads
             logits = logits[0]
         outputs.append(F.softmax(logits.float(), dim=-1))
-    return torch.cat(outputs).view(v, n, -1).mean(dim=0)
+    probabilities = torch.cat(outputs).view(v, n, -1)
+    return probabilities.mean(dim=0) if average else probabilities
 
 
 def tta_predict(
@@ -67,7 +82,8 @@ def tta_predict(
 ) -> Tensor:
     """Class probabilities (N x K) of ``model`` averaged over test-time views of ``images``.
 
-    ``mode``: ``"none"`` (one view), ``"flip"`` (the image and its mirror), ``"10crop"``
+    ``mode``: ``"none"`` (one view), ``"flip"`` (the image and its mirror), ``"translate"``
+    (:func:`translate_views`, weighted), ``"10crop"``
     (10 crops of ``crop_size`` from the images as given), ``"multiscale"`` (for each of
     ``scales``: shorter side resized to it, then the 10 crops; any subset of the ResNet
     scales). ``images`` is a normalised float batch N x C x H x W. The model runs in eval
@@ -98,6 +114,10 @@ def tta_predict(
                 return _probabilities(model, images[None], batch_size)
             if mode == "flip":
                 return _probabilities(model, torch.stack([images, images.flip(-1)]), batch_size)
+            if mode == "translate":
+                views, weights = translate_views(images)
+                probabilities = _probabilities(model, torch.stack(views), batch_size, average=False)
+                return (probabilities * torch.tensor(weights, device=probabilities.device)[:, None, None]).sum(0)
             if mode == "10crop":
                 return _probabilities(model, ten_crop(images, crop_size), batch_size)
             total = None

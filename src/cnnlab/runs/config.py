@@ -33,7 +33,7 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle", "plateau")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 # Test-time augmentation the trainer's evaluations can do (``cnnlab eval`` has more: 10crop, multiscale).
-TRAIN_TTA_MODES = ("none", "flip")
+TRAIN_TTA_MODES = ("none", "flip", "translate")
 
 # Fields that say where and how fast a run computes, not what it computes: the only ones a
 # resumed run may change (e.g. continue a GPU run on a CPU, or turn TensorBoard on). The
@@ -84,7 +84,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     eval_batch_size: int | None = None  # default: 2 x batch_size
-    tta: str = "none"  # test-time augmentation of the val and test evaluations: none | flip
+    tta: str = "none"  # test-time augmentation of the val and test evaluations: none | flip | translate
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.1
     momentum: float = 0.9
