@@ -103,3 +103,17 @@ def test_linear_scaling_rule():
         scaled_lr(0.1, 0)
     with pytest.raises(CnnlabError, match="base_lr"):
         scaled_lr(-0.1, 256)
+
+
+def test_norm_bias_lr_scale_gives_normalisation_shifts_their_own_learning_rate():
+    """airbench94's trick: BN shifts learn 64 times faster; the other groups are untouched."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    plain = build_optimizer(model, "sgd", 0.5, weight_decay=1e-4)
+    scaled = build_optimizer(model, "sgd", 0.5, weight_decay=1e-4, norm_bias_lr_scale=64)
+    assert len(plain.param_groups) == 2 and len(scaled.param_groups) == 3
+    fast = scaled.param_groups[-1]
+    assert fast["param_names"] == ["1.bias"] and fast["lr"] == 32.0 and fast["weight_decay"] == 0.0
+    assert [g["lr"] for g in scaled.param_groups[:2]] == [0.5, 0.5]
+    assert "1.bias" not in scaled.param_groups[1]["param_names"] and "1.weight" in scaled.param_groups[1]["param_names"]
+    with pytest.raises(CnnlabError, match="norm_bias_lr_scale"):
+        build_optimizer(model, "sgd", 0.5, norm_bias_lr_scale=0)

@@ -111,6 +111,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     aux_loss_weight: float = 0.3  # GoogLeNet's auxiliary classifiers
     grad_clip_norm: float | None = None  # clip the global gradient norm (None: no clipping)
+    norm_bias_lr_scale: float = 1.0  # learning-rate multiplier of normalisation shifts (airbench94: 64)
 
     # -- how it runs
     seed: int = 0

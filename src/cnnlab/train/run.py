@@ -27,7 +27,7 @@ def check_config(config: TrainConfig) -> TrainConfig:
     optimizer = build_optimizer(
         torch.nn.utils.skip_init(torch.nn.Linear, 1, 1), config.optimizer, config.lr, momentum=config.momentum,
         nesterov=config.nesterov, weight_decay=config.weight_decay, betas=config.betas,
-        no_decay_norm_and_bias=config.no_decay_norm_and_bias)
+        no_decay_norm_and_bias=config.no_decay_norm_and_bias, norm_bias_lr_scale=config.norm_bias_lr_scale)
     schedule_from_config(optimizer, config, steps_per_epoch=1000)  # any epoch length will do
     return config
 

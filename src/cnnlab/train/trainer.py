@@ -153,7 +153,8 @@ class Trainer:
         self.lr = scaled_lr(config.lr, config.batch_size, config.reference_batch) if config.scale_lr else config.lr
         self.optimizer = build_optimizer(
             self.model, config.optimizer, self.lr, momentum=config.momentum, nesterov=config.nesterov,
-            weight_decay=config.weight_decay, betas=config.betas, no_decay_norm_and_bias=config.no_decay_norm_and_bias)
+            weight_decay=config.weight_decay, betas=config.betas, no_decay_norm_and_bias=config.no_decay_norm_and_bias,
+            norm_bias_lr_scale=config.norm_bias_lr_scale)
         self._setup_schedule()
         self.scaler = build_grad_scaler(self.device, self.precision)
         # torch.compile wraps the module; the weights and checkpoints stay those of self.model.
