@@ -3,7 +3,9 @@
 Runs the shipped recipes (``resnet20-cifar10``, ``resnet56-cifar10``, ``plain20-cifar10``,
 ``plain56-cifar10``: SGD 0.1, momentum 0.9, weight decay 1e-4, batch 128, lr /10 at 32k
 and 48k iterations, 64k iterations, flip + 4-pixel pad-crop, 45k/5k train/val split) on
-the shared JPEG copy of CIFAR-10, each in ``OUT/<recipe>``, as parallel processes
+CIFAR-10 (by default the official python archive, found in ``$CNNLAB_DATA`` or else in
+``../shared/data`` beside the repository; ``--data`` takes another data set name or path,
+e.g. the JPEG q75 copy ``../shared/data/cifar10-jpg.tar.gz``), each in ``OUT/<recipe>``, as parallel processes
 (``--parallel``, default all of them: on a GPU the small CIFAR nets leave the device
 mostly idle, so several runs share it well; on a 2-core CPU use ``--parallel 1``).
 
@@ -31,20 +33,19 @@ import time
 from pathlib import Path
 
 RECIPES = ("resnet20-cifar10", "resnet56-cifar10", "plain20-cifar10", "plain56-cifar10")
-DEFAULT_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def default_archive() -> str:
-    """The shared JPEG tree beside the repository, relative to the working directory.
+def data_environment() -> dict[str, str]:
+    """The children's environment: ``CNNLAB_DATA`` as set, else the shared data folder beside the repository.
 
-    Each run folder's config.yaml records the data path, and run folders may be kept in
-    the repository (benchmarks/cpu-runs/), so the path there must hold on any machine
-    with ``../shared`` beside the checkout, not only on the one that started the run.
+    The recipes name the data set (``data: cifar10``), not a path, so each run folder's
+    config.yaml holds on any machine whose data root has the archive.
     """
-    try:
-        return os.path.relpath(DEFAULT_ARCHIVE)
-    except ValueError:  # another drive (Windows): no relative path exists
-        return str(DEFAULT_ARCHIVE)
+    env = dict(os.environ)
+    if not env.get("CNNLAB_DATA") and SHARED_DATA.is_dir():
+        env["CNNLAB_DATA"] = str(SHARED_DATA)
+    return env
 
 
 def run_state(run_dir: Path) -> str:
@@ -56,12 +57,12 @@ def run_state(run_dir: Path) -> str:
     return "new"
 
 
-def command_for(recipe: str, run_dir: Path, archive: Path, device: str, extra: list[str]) -> list[str]:
+def command_for(recipe: str, run_dir: Path, data: str | None, device: str, extra: list[str]) -> list[str]:
     base = [sys.executable, "-m", "cnnlab", "train", "--quiet"]
     if run_state(run_dir) == "partial":
         return base + ["--resume", str(run_dir), "--device", device, *extra]
-    return base + ["--recipe", recipe, "--data", str(archive), "--device", device, "--out", str(run_dir),
-                   "--overwrite", *extra]
+    data_args = [] if data is None else ["--data", data]
+    return base + ["--recipe", recipe, *data_args, "--device", device, "--out", str(run_dir), "--overwrite", *extra]
 
 
 def summary_line(recipe: str, run_dir: Path) -> str:
@@ -78,7 +79,8 @@ def summary_line(recipe: str, run_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/resnet-cifar", help="folder holding one run folder per recipe")
-    parser.add_argument("--archive", default=default_archive(), help="the CIFAR-10 JPEG tree (.tar.gz)")
+    parser.add_argument("--data", default=None,
+                        help="data set name or path (default: the recipes' own, cifar10 from the data root)")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--parallel", type=int, default=len(RECIPES), help="runs at the same time")
@@ -88,18 +90,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="passed to every run's `cnnlab train --set` (resumed runs accept only the runtime "
                              "keys, e.g. compile=reduce-overhead)")
     args = parser.parse_args(argv)
-    archive, out = Path(args.archive), Path(args.out)
-    if not archive.is_file():
-        print(f"error: {archive} not found (the shared CIFAR-10 JPEG tree)", file=sys.stderr)
+    out = Path(args.out)
+    env = data_environment()
+    os.environ.update(env)
+    # Read (or decode) the data once here, so that the parallel runs all find it cached, and
+    # a missing archive is one clear line before any run starts.
+    from cnnlab.data import load_dataset
+    from cnnlab.errors import CnnlabError
+
+    try:
+        for split in ("train", "test"):
+            load_dataset(args.data or "cifar10", split)
+    except CnnlabError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
     extra = [token for item in args.set for token in ("--set", item)]
-
-    # Decode the JPEG tree once, so that the parallel runs all read the cached tensor.
-    from cnnlab.data import load_dataset
-
-    load_dataset(str(archive), "train")
-    load_dataset(str(archive), "test")
 
     pending = [r for r in args.recipes if run_state(out / r) != "done"]
     running: dict[str, tuple[subprocess.Popen, object]] = {}
@@ -110,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         while pending and len(running) < max(1, args.parallel) and not interrupted:
             recipe = pending.pop(0)
             run_dir = out / recipe
-            cmd = command_for(recipe, run_dir, archive, args.device, extra)
+            cmd = command_for(recipe, run_dir, args.data, args.device, extra)
             run_dir.mkdir(parents=True, exist_ok=True)
             log = open(out / f"{recipe}.log", "a")
             print(f"start {recipe}: {' '.join(cmd[1:])}", flush=True)
             # Each child gets the default SIGINT handler even when this script runs in the
             # background (where SIGINT starts out ignored), so the trainer can catch it.
-            running[recipe] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+            running[recipe] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)),
                                log)
         if deadline is not None and not interrupted and time.monotonic() > deadline:

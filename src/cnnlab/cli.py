@@ -199,6 +199,38 @@ def cmd_train(args, console: Console) -> None:
     trainer.fit()
 
 
+def cmd_bench(args, console: Console) -> None:
+    from .train import load_recipe, parse_set
+    from .train.bench import bench
+
+    overrides = parse_set(args.set)
+    for key in ("model", "data", "batch_size", "device"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    config = load_recipe(args.recipe or "resnet20-cifar10", overrides)
+    result = bench(config, warmup=args.warmup, steps=args.steps, workers=args.workers, usual=not args.no_usual)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    console.print(f"{result['model']} on {result['data']}, batch {result['batch_size']}, {result['device']} "
+                  f"({result['precision']}; {result['threads']} threads), compile {result['compile'] or 'off'}: "
+                  f"{result['timed_steps']} timed steps after {result['warmup_steps']} warm-up steps", highlight=False)
+    table = Table()
+    table.add_column("loop")
+    table.add_column("images/s", justify="right")
+    table.add_column("trainer / this", justify="right")
+    rows = [("cnnlab trainer (in-memory tensor, batched augmentation)", result["trainer"]),
+            ("synthetic: the model alone on one batch (the ceiling)", result["synthetic"])]
+    if result["usual"] is not None:
+        rows.append((f"usual loop: PIL images, transforms.v2, DataLoader({result['workers']} workers), fp32",
+                     result["usual"]))
+    for name, rate in rows:
+        table.add_row(name, f"{rate:,.0f}", f"{result['trainer'] / rate:.2f}")
+    console.print(table)
+    console.print(f"trainer / synthetic ceiling: {result['trainer_over_synthetic']:.2f} (goal >= 0.9)"
+                  + (f"; trainer / usual loop: {result['trainer_over_usual']:.2f}x (goal >= 1.5x)"
+                     if result["usual"] is not None else ""), highlight=False)
+
+
 def cmd_recipes(args, console: Console) -> None:
     from .train import DEFAULT_RECIPE, list_recipes
 
@@ -334,6 +366,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     train.set_defaults(run=cmd_train)
+
+    bench = commands.add_parser("bench", help="training speed: the trainer against the model's synthetic ceiling "
+                                              "and the usual DataLoader loop")
+    bench.add_argument("--recipe", help="recipe whose model, data, batch and precision are timed "
+                                        "(default: resnet20-cifar10)")
+    bench.add_argument("--model", help="model name (see `cnnlab models`)")
+    bench.add_argument("--data", help="data set name or a folder/.tar.gz/.zip path")
+    bench.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size")
+    bench.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
+    bench.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="set any recipe key, e.g. --set precision=fp32 --set compile=true (repeatable)")
+    bench.add_argument("--steps", type=int, default=30, help="timed steps of each loop (default 30)")
+    bench.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    bench.add_argument("--workers", type=int, default=2, help="DataLoader workers of the usual loop (default 2)")
+    bench.add_argument("--no-usual", action="store_true", help="skip the usual DataLoader loop")
+    bench.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    bench.set_defaults(run=cmd_bench)
 
     recipes = commands.add_parser("recipes", help="the shipped training recipes")
     recipes.add_argument("--json", action="store_true", help="print JSON instead of a table")

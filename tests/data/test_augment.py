@@ -280,6 +280,7 @@ def test_parse_lecture_recipes():
         "random_resized_crop(224, min_scale=0.35, max_scale=1), flip(p=0.3), cutout(8, p=0.5, fill=mean)",
         "crop(32, pad=4, mode=reflect), mixup(0.2), label_smoothing(0.1)",
         "cutmix(1)",
+        "flip(mode=alternate), crop(pad=2, mode=reflect)",
     ],
 )
 def test_spec_round_trip(spec):
@@ -304,6 +305,8 @@ def test_spec_round_trip(spec):
         ("flip, crop(pad=4", "("),
         ("flip,, cutout(8)", "empty"),
         ("label_smoothing(1.5)", "label_smoothing(1.5)"),
+        ("flip(mode=sometimes)", "sometimes"),
+        ("flip(p=0.3, mode=alternate)", "p is 0.5"),
     ],
 )
 def test_bad_specs_name_the_token(spec, fragment):

@@ -121,3 +121,30 @@ def test_from_dataset_takes_images_labels_and_classes():
     assert next(iter(loader))[1].shape == (8, 12)
     with pytest.raises(CnnlabError, match="v2_transform"):
         InMemoryLoader.from_dataset(object(), 8)
+
+
+def test_alternating_flip_mirrors_each_image_once_in_every_two_epochs():
+    """airbench's derandomised flip: an image's flip in epoch e+1 is the opposite of its flip
+    in epoch e, its epoch-0 flip is a fair coin of (index, seed), whatever the batch order."""
+    images, _ = dataset(200, h=4, w=6)
+    labels = torch.arange(200)  # the label names the sample
+    flipped = {}
+    for seed in (0, 1):
+        loader = InMemoryLoader(images, labels, 32, augment="flip(mode=alternate)", seed=seed)
+        for epoch in range(3):
+            seen_images, seen, _ = collect(loader)
+            original = images[seen].float() / 255
+            mirrored = torch.isclose(seen_images, original.flip(-1)).flatten(1).all(1)
+            assert (mirrored | torch.isclose(seen_images, original).flatten(1).all(1)).all()
+            flipped[seed, epoch] = torch.zeros(200, dtype=torch.bool).index_put_((seen,), mirrored)
+        assert torch.equal(flipped[seed, 1], ~flipped[seed, 0]) and torch.equal(flipped[seed, 2], flipped[seed, 0])
+        assert 70 < int(flipped[seed, 0].sum()) < 130  # about half, as a fair coin
+    assert not torch.equal(flipped[0, 0], flipped[1, 0])  # the coins follow the run's seed
+
+
+def test_alternating_flip_has_no_per_sample_twin():
+    from cnnlab.data.augment import parse_augment
+
+    with pytest.raises(CnnlabError, match="in-memory loader"):
+        parse_augment("flip(mode=alternate)").to_v2(train=True)
+    parse_augment("flip(mode=alternate)").to_v2(train=False)  # test time: no flip, nothing to refuse

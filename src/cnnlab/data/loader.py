@@ -203,7 +203,7 @@ class InMemoryLoader:
             images = self.images.index_select(0, index)
             targets = self.labels.index_select(0, index)
             if self.augment is not None:
-                images = self.augment.augment_images(images, generator)
+                images = self.augment.augment_images(images, generator, indices=index, epoch=epoch, seed=self.seed)
             images = self._convert(images)
             if self.augment is not None and self.augment.changes_targets:
                 images, targets = self.augment.mix(images, targets, generator, self.num_classes)

@@ -112,6 +112,9 @@ class TrainConfig:
     aux_loss_weight: float = 0.3  # GoogLeNet's auxiliary classifiers
     grad_clip_norm: float | None = None  # clip the global gradient norm (None: no clipping)
     norm_bias_lr_scale: float = 1.0  # learning-rate multiplier of normalisation shifts (airbench94: 64)
+    # lookahead / EMA of the weights pulled back into the network every N steps (airbench94: 5; 0: off)
+    lookahead_every: int = 0
+    lookahead_decay: float = 0.95  # per-step decay of the slow weights, ramped in by training progress cubed
 
     # -- how it runs
     seed: int = 0
@@ -194,6 +197,10 @@ class TrainConfig:
         for name in ("lr", "init_std"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise CnnlabError(f"{name} must be a positive number, got {getattr(self, name)}")
+        if self.lookahead_every < 0:
+            raise CnnlabError(f"lookahead_every must be 0 (off) or a number of steps, got {self.lookahead_every}")
+        if not 0 < self.lookahead_decay < 1:
+            raise CnnlabError(f"lookahead_decay must lie in (0, 1), got {self.lookahead_decay}")
         if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
             raise CnnlabError(f"grad_clip_norm must be positive or null, got {self.grad_clip_norm}")
         if isinstance(self.compile, str) and self.compile not in COMPILE_MODES:

@@ -34,6 +34,7 @@ from ..registry import build_model
 from ..runs import BEST, LAST, RUNTIME_KEYS, TrainConfig, checkpoint_tags, load_checkpoint, restore_rng_state, to_yaml
 from .callbacks import Callback
 from .logger import RunLogger
+from .lookahead import Lookahead
 from .loss import classification_loss
 from .optim import build_optimizer, scaled_lr
 from .report import describe_device, library_versions
@@ -156,6 +157,10 @@ class Trainer:
             weight_decay=config.weight_decay, betas=config.betas, no_decay_norm_and_bias=config.no_decay_norm_and_bias,
             norm_bias_lr_scale=config.norm_bias_lr_scale)
         self._setup_schedule()
+        self.lookahead = None
+        if config.lookahead_every:
+            self.lookahead = Lookahead(self.model, every=config.lookahead_every, decay=config.lookahead_decay,
+                                       total_steps=self.steps_per_epoch * config.epochs)
         self.scaler = build_grad_scaler(self.device, self.precision)
         # torch.compile wraps the module; the weights and checkpoints stay those of self.model.
         if config.compile:
@@ -233,6 +238,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "plateau": self.plateau.state_dict() if self.plateau is not None else None,
             "scaler": self.scaler.state_dict(),
+            "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
             "partial_epoch": {k: float(v) for k, v in sums.items()} if self.batch else None,
             "history": self.history,
             "best": self.best,
@@ -250,7 +256,9 @@ class Trainer:
                 self.plateau.load_state_dict(state["plateau"])
             if state["scaler"]:
                 self.scaler.load_state_dict(state["scaler"])
-        except (KeyError, ValueError, RuntimeError) as error:
+            if self.lookahead is not None:
+                self.lookahead.load_state_dict(state["lookahead"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as error:
             raise CnnlabError(f"the checkpoint in {self.out_dir} does not fit this run: {error}") from None
         self.epoch, self.batch, self.step = int(state["epoch"]), int(state["batch"]), int(state["step"])
         self.history = [dict(row) for row in state["history"]]
@@ -324,6 +332,8 @@ class Trainer:
             self.scaler.update()
             self.schedule.step()
             self.step, self.batch = self.step + 1, self.batch + 1
+            if self.lookahead is not None:
+                self.lookahead.after_step(self.step)
             self._count_step(loss, logits, targets)  # metrics, NaN check, progress, callbacks, Ctrl-C
         self._stop_if_diverged()
         self._add_counts()

@@ -60,3 +60,20 @@ def _bernoulli(n: int, p: float, generator, device) -> Tensor:
 def _permutation(n: int, generator, device) -> Tensor:
     """A random permutation of ``range(n)`` (the mixing partners), drawn like the rest."""
     return _to_device(torch.randperm(n, generator=generator, device=_draw_device(generator)), device)
+
+
+# splitmix64's constants as signed 64-bit integers (torch's int64 arithmetic wraps around).
+_GOLDEN = 0x9E3779B97F4A7C15 - 2**64
+_MIX1 = 0xBF58476D1CE4E5B9 - 2**64
+_MIX2 = 0x94D049BB133111EB - 2**64
+
+
+def _sample_bits(indices: Tensor, seed: int) -> Tensor:
+    """One fair coin per sample, a fixed function of (sample index, seed): the same sample
+    gets the same coin in every epoch and on every device (splitmix64's finaliser)."""
+    salt = ((int(seed) * 2 + 1) * _MIX2) % 2**64  # wrapped to a signed 64-bit integer, as torch would
+    x = indices.to(torch.int64) * _GOLDEN + (salt - 2**64 if salt >= 2**63 else salt)
+    x = (x ^ ((x >> 30) & ((1 << 34) - 1))) * _MIX1
+    x = (x ^ ((x >> 27) & ((1 << 37) - 1))) * _MIX2
+    x = x ^ ((x >> 31) & ((1 << 33) - 1))
+    return (x & 1).bool()

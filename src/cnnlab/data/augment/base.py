@@ -21,9 +21,18 @@ class Augmentation:
     per-sample torchvision v2 equivalent. Subclasses set ``name`` (the spec word)."""
 
     name: str = ""
+    #: True for augmentations whose choice for an image depends on which image it is and
+    #: on the epoch (the alternating flip), not on fresh random draws: the loader then
+    #: calls :meth:`by_sample` with the batch's data-set indices.
+    keyed_by_sample: bool = False
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Training behaviour on a batch N x C x H x W (dtype kept), random draws from ``generator``."""
+        raise NotImplementedError
+
+    def by_sample(self, images: Tensor, indices: Tensor, epoch: int, seed: int) -> Tensor:
+        """Training behaviour as a function of each image's data-set index, the epoch and the
+        run's seed (only for ``keyed_by_sample`` augmentations)."""
         raise NotImplementedError
 
     def eval_transform(self, images: Tensor) -> Tensor:

@@ -16,20 +16,36 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import CnnlabError
-from ._random import _bernoulli, _randint, _uniform
+from ._random import _bernoulli, _randint, _sample_bits, _uniform
 from .base import Augmentation, _as_image_tensor, _check_probability, _fmt, _rewrap
 from .ops import _check_batch, _crop_resize_boxes, _crop_windows, _pair, center_crop, resize_shorter_side
 
 __all__ = ["HorizontalFlip", "RandomCrop", "RandomScaleCrop", "RandomResizedCrop", "PadRandomCrop"]
 
 
+_FLIP_MODES = ("random", "alternate")
+
+
 class HorizontalFlip(Augmentation):
-    """Mirror each image left-right with probability ``p`` (AlexNet, Krizhevsky et al. 2012)."""
+    """Mirror each image left-right with probability ``p`` (AlexNet, Krizhevsky et al. 2012).
+
+    ``mode="alternate"`` is airbench's derandomised flip (Jordan 2024): each image gets one
+    fair coin for the whole run (from its index and the seed); it is mirrored in the even
+    epochs where its coin says so and in the odd epochs where it does not, so every image is
+    seen both ways in every two epochs, where independent coins show ~1/4 of the images the
+    same way twice running. It needs the in-memory loader, which knows each image's index.
+    """
 
     name = "flip"
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, mode: str = "random"):
         self.p = _check_probability(p, "flip")
+        if mode not in _FLIP_MODES:
+            raise CnnlabError(f"flip mode must be one of {', '.join(_FLIP_MODES)}, got {mode!r}")
+        if mode == "alternate" and self.p != 0.5:
+            raise CnnlabError(f"flip(mode=alternate) mirrors each image every other epoch, so p is 0.5; got p={p}")
+        self.mode = mode
+        self.keyed_by_sample = mode == "alternate"
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         _check_batch(images, "flip")
@@ -38,7 +54,20 @@ class HorizontalFlip(Augmentation):
             return images.flip(-1)
         if self.p <= 0.0 or n == 0:
             return images
-        flip = _bernoulli(n, self.p, generator, images.device).view(n, 1, 1, 1)
+        return self._mirror_where(images, _bernoulli(n, self.p, generator, images.device))
+
+    def by_sample(self, images: Tensor, indices: Tensor, epoch: int, seed: int) -> Tensor:
+        _check_batch(images, "flip")
+        if images.shape[0] == 0:
+            return images
+        flip = _sample_bits(indices, seed).to(images.device) ^ bool(epoch % 2)
+        return self._mirror_where(images, flip)
+
+    @staticmethod
+    def _mirror_where(images: Tensor, flip: Tensor) -> Tensor:
+        """The images mirrored where ``flip`` (one bool per image) is true."""
+        n = images.shape[0]
+        flip = flip.view(n, 1, 1, 1)
         images = images.contiguous()
         mirrored = images.flip(-1)
         # torch.where on single bytes is ~10x slower on CPU than on 4- or 8-byte words, and
@@ -56,9 +85,14 @@ class HorizontalFlip(Augmentation):
     def v2_transforms(self, train: bool = True) -> list[Callable]:
         from torchvision.transforms import v2
 
+        if train and self.mode == "alternate":
+            raise CnnlabError("flip(mode=alternate) needs the in-memory loader (a per-sample transform does not know "
+                              "the image's index or the epoch); use flip, or load the data set into memory")
         return [v2.RandomHorizontalFlip(self.p)] if train else []
 
     def spec(self) -> str:
+        if self.mode == "alternate":
+            return "flip(mode=alternate)"
         return "flip" if self.p == 0.5 else f"flip(p={_fmt(self.p)})"
 
 

@@ -68,10 +68,19 @@ class AugmentPipeline:
     def __repr__(self) -> str:
         return f"AugmentPipeline({self.spec!r})"
 
-    def augment_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """The image augmentations only, at training time (dtype preserved)."""
+    def augment_images(self, images: Tensor, generator: torch.Generator | None = None, *,
+                       indices: Tensor | None = None, epoch: int = 0, seed: int = 0) -> Tensor:
+        """The image augmentations only, at training time (dtype preserved).
+
+        ``indices`` (the images' positions in the data set), ``epoch`` and ``seed`` are for
+        the augmentations keyed by sample (the alternating flip); without ``indices`` the
+        batch's images count as samples ``0..N-1``."""
         for aug in self.image_augmentations:
-            images = aug(images, generator)
+            if aug.keyed_by_sample:
+                keys = indices if indices is not None else torch.arange(images.shape[0])
+                images = aug.by_sample(images, keys, epoch, seed)
+            else:
+                images = aug(images, generator)
         return images
 
     def mix(self, images: Tensor, targets: Tensor, generator: torch.Generator | None = None,

@@ -62,7 +62,7 @@ def _fill(value: Any) -> str | float:
 
 # name -> (builder, [(parameter, converter, default)]); a default of ... means required.
 _SPECS: dict[str, tuple[Callable, list[tuple[str, Callable, Any]]]] = {
-    "flip": (HorizontalFlip, [("p", _number, 0.5)]),
+    "flip": (HorizontalFlip, [("p", _number, 0.5), ("mode", _word, "random")]),
     "crop": (RandomCrop, [("size", _size, None), ("pad", _integer, 0), ("mode", _word, "zero")]),
     "scale": (None, [("min_size", _integer, 256), ("max_size", _integer, 480)]),
     "random_resized_crop": (
