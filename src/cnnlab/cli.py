@@ -231,6 +231,24 @@ def cmd_bench(args, console: Console) -> None:
                      if result["usual"] is not None else ""), highlight=False)
 
 
+def cmd_diagnose(args, console: Console) -> None:
+    from .train.diagnose import diagnose_run
+
+    rows, findings = diagnose_run(args.run_dir)
+    if args.json:
+        print(json.dumps({"run": str(args.run_dir), "epochs": len(rows), "healthy": not any(f.problem for f in findings),
+                          "findings": [f.as_dict() for f in findings]}, indent=2))
+        return
+    console.print(f"{escape(str(args.run_dir))}: {len(rows)} epochs", highlight=False)
+    if not findings:
+        console.print("healthy: no exploding, oscillating or crawling loss, no flat start, no over- or "
+                      "underfitting, and not still improving at the end", highlight=False)
+    for finding in findings:
+        label = "[bold red]problem[/bold red]" if finding.problem else "[bold yellow]note[/bold yellow]"
+        console.print(f"{label} {finding.name}: {escape(finding.evidence)}\n    -> {escape(finding.advice)}",
+                      highlight=False)
+
+
 def cmd_recipes(args, console: Console) -> None:
     from .train import DEFAULT_RECIPE, list_recipes
 
@@ -383,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-usual", action="store_true", help="skip the usual DataLoader loop")
     bench.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     bench.set_defaults(run=cmd_bench)
+
+    diagnose = commands.add_parser("diagnose", help="read a run's curves: exploding, oscillating or slow loss, "
+                                                    "flat start, over- or underfitting, still improving")
+    diagnose.add_argument("run_dir", metavar="RUN", help="a run folder (with metrics.csv)")
+    diagnose.add_argument("--json", action="store_true", help="print JSON instead of text")
+    diagnose.set_defaults(run=cmd_diagnose)
 
     recipes = commands.add_parser("recipes", help="the shipped training recipes")
     recipes.add_argument("--json", action="store_true", help="print JSON instead of a table")
