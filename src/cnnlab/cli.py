@@ -179,6 +179,7 @@ def cmd_data_gallery(args, console: Console) -> None:
 
 def cmd_train(args, console: Console) -> None:
     from .train import Trainer, load_recipe, parse_set
+    from .train.defaults import derive_config
 
     overrides = parse_set(args.set)
     # The named flags are shorthands for --set and win over it.
@@ -194,7 +195,17 @@ def cmd_train(args, console: Console) -> None:
             raise CnnlabError("--resume continues the run in its own directory; drop --out")
         trainer = Trainer.resume(args.resume, overrides=overrides, quiet=args.quiet, console=console)
     else:
-        config = load_recipe(args.recipe, overrides)
+        if args.recipe is None and "data" in overrides:
+            config, reasons = derive_config(overrides)
+            console.print("no --recipe: a recipe derived from the model and the data (`--recipe NAME` for a "
+                          "shipped one):\n" + "\n".join(f"  - {escape(r)}" for r in reasons), highlight=False)
+        else:
+            config = load_recipe(args.recipe, overrides)
+            original = load_recipe(args.recipe)
+            if "epochs" in overrides and "milestones" not in overrides and config.milestones != original.milestones:
+                console.print(f"the step schedule's milestones move with --epochs: {original.milestones} of "
+                              f"{original.epochs} epochs become {config.milestones} of {config.epochs}",
+                              highlight=False)
         trainer = Trainer(config, args.out, overwrite=args.overwrite, quiet=args.quiet, console=console)
     trainer.fit()
 
@@ -367,8 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     gallery.add_argument("--seed", type=int, default=0, help="seed of the image choice and augmentations")
     gallery.set_defaults(run=cmd_data_gallery)
     train = commands.add_parser("train", help="train a model by recipe: checkpoints, resume, metrics, curves, report")
-    train.add_argument("--recipe", help="a shipped recipe name (see `cnnlab recipes`) or a YAML file "
-                                        "(default: lenet5-digits)")
+    train.add_argument("--recipe", help="a shipped recipe name (see `cnnlab recipes`) or a YAML file (default: "
+                                        "with --data, one derived from the model and data; else lenet5-digits)")
     train.add_argument("--model", help="model name (see `cnnlab models`)")
     train.add_argument("--data", help="data set name (cifar10, mnist, digits, ...) or a folder/.tar.gz/.zip path")
     train.add_argument("--epochs", type=int, help="number of epochs")

@@ -5,8 +5,8 @@
 archives; data sets that fit in memory are decoded once into a uint8 tensor and cached.
 """
 from ..paths import default_cache_dir
-from .datasets import (DATASET_NAMES, ArrayDataset, StreamingImageDataset, default_data_root, list_datasets,
-                       load_dataset)
+from .datasets import (DATASET_NAMES, ArrayDataset, SourcePeek, StreamingImageDataset, default_data_root,
+                       list_datasets, load_dataset, peek_source)
 from .policy import DataWarning
 from .splits import stratified_split
 from .stats import channel_stats, describe_dataset, init_sample
@@ -23,6 +23,8 @@ __all__ = [
     "init_sample",
     "list_datasets",
     "load_dataset",
+    "peek_source",
+    "SourcePeek",
     "stratified_split",
 ]
 

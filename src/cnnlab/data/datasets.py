@@ -9,6 +9,8 @@ DataLoader workers.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import io
 import os
 import warnings
@@ -194,6 +196,11 @@ def _canonical_name(spec: str) -> str | None:
     return key if key in DATASET_NAMES else None
 
 
+def _no_such_data(spec, path: Path) -> CnnlabError:
+    return CnnlabError(f"no data set named {str(spec)!r} and no such file or folder: {path}. Known names: "
+                       f"{', '.join(DATASET_NAMES)}; or give the path of a folder or .tar/.tar.gz/.zip archive")
+
+
 def _display_name(path: Path) -> str:
     name = path.name
     for suffix in sorted(ARCHIVE_SUFFIXES, key=len, reverse=True):
@@ -321,8 +328,7 @@ def load_dataset(spec: str | os.PathLike, split: str = "train", *, root: str | o
     else:
         path = Path(spec).expanduser()
         if not path.exists():
-            raise CnnlabError(f"no data set named {str(spec)!r} and no such file or folder: {path}. Known names: "
-                              f"{', '.join(DATASET_NAMES)}; or give the path of a folder or .tar/.tar.gz/.zip archive")
+            raise _no_such_data(spec, path)
         path = path.resolve()
         kind, detail = _detect(path)
         name = _display_name(path)
@@ -426,3 +432,57 @@ def _select(decoded: DecodedSet, name: str, source: str, split: str, val_fractio
     images, labels = _choose(decoded.splits, split, val_fraction, seed, source)
     return ArrayDataset(images, labels, decoded.classes, name, source, split=split, transform=transform,
                         skipped=decoded.skipped, cache_path=decoded.cache_path, cache_status=decoded.cache_status)
+
+
+# Image shape (channels, height, width) of the data sets known by name.
+_NAMED_SHAPES = {"cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "mnist": (1, 28, 28),
+                 "fashion-mnist": (1, 28, 28), "digits": (1, 8, 8)}
+
+
+@dataclass(frozen=True)
+class SourcePeek:
+    """What a data source's images look like, from a glance at a few of them (nothing decoded
+    in bulk): ``channels`` as the loader will give them, the typical ``height`` x ``width``
+    (the median image of the sample) and whether the sizes vary."""
+
+    name: str
+    channels: int
+    height: int
+    width: int
+    sizes_vary: bool = False
+    sampled: int = 0
+
+
+def peek_source(spec: str | os.PathLike, sample: int = 16) -> SourcePeek:
+    """The image shape of a data set name, a CIFAR/MNIST folder or archive, or an image-folder
+    tree (its first ``sample`` images; every image becomes RGB when loaded)."""
+    name = _canonical_name(str(spec))
+    if name is not None:
+        return SourcePeek(name, *_NAMED_SHAPES[name])
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise _no_such_data(spec, path)
+    kind, fmt = _detect(path)
+    if kind == "cifar":
+        return SourcePeek(_display_name(path), 3, 32, 32)
+    if kind == "idx":
+        return SourcePeek(_display_name(path), 1, 28, 28)
+    from PIL import Image
+
+    from .formats.archive import iter_files, is_ignored
+
+    sizes = []
+    for relpath, data in iter_files(path):
+        if is_ignored(relpath):
+            continue
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                sizes.append(image.size)
+        except Exception:
+            continue  # not an image: the loader names such files
+        if len(sizes) >= sample:
+            break
+    if not sizes:
+        raise CnnlabError(f"{path} holds no readable images")
+    width, height = sorted(sizes, key=lambda size: size[0] * size[1])[len(sizes) // 2]
+    return SourcePeek(_display_name(path), 3, height, width, sizes_vary=len(set(sizes)) > 1, sampled=len(sizes))

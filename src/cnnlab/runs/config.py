@@ -384,7 +384,9 @@ def load_recipe(recipe: str | os.PathLike | None = None, overrides: dict | None 
     """The :class:`TrainConfig` of a shipped recipe (by name) or a YAML file (by path), with overrides.
 
     ``recipe=None`` is the default recipe, ``lenet5-digits``. ``overrides`` (and keyword
-    arguments) replace fields: ``load_recipe("resnet20-cifar10", epochs=2)``. An unknown
+    arguments) replace fields: ``load_recipe("resnet20-cifar10", epochs=2)``; a new ``epochs``
+    without new ``milestones`` moves a step schedule's milestones with it, keeping their
+    fractions of training (182 epochs at [91, 136] become 10 at [5.0, 7.473]). An unknown
     recipe, an unknown key or a value of the wrong type raises :class:`CnnlabError`.
     """
     recipe = DEFAULT_RECIPE if recipe is None else recipe
@@ -409,6 +411,12 @@ def load_recipe(recipe: str | os.PathLike | None = None, overrides: dict | None 
         config = _config_from_text(text, name, f"recipe {name!r}")
     changes = dict(overrides or {})
     changes.update(kwargs)
+    if "epochs" in changes and "milestones" not in changes and config.milestones:
+        # The papers' step decays sit at fractions of training (the ResNet paper's 32k and 48k
+        # of 64k iterations): a recipe run for other epochs keeps them at the same fractions.
+        epochs = changes["epochs"]
+        if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 and epochs != config.epochs:
+            changes["milestones"] = [round(m * epochs / config.epochs, 3) for m in config.milestones]
     if changes:
         config = config.updated(changes, where="overrides")
     return config
