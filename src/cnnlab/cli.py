@@ -282,7 +282,10 @@ def cmd_recipes(args, console: Console) -> None:
 def cmd_eval(args, console: Console) -> None:
     from .eval import evaluate_run, load_run, write_eval
 
-    run = load_run(args.checkpoint, args.tag, device=args.device)
+    if len(args.checkpoint) > 1:
+        _eval_ensemble(args, console)
+        return
+    run = load_run(args.checkpoint[0], args.tag, device=args.device)
     result = evaluate_run(run, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size,
                           top_losses=args.top_losses)
     files = write_eval(result, args.out or run.directory, run=run)
@@ -308,6 +311,34 @@ def cmd_eval(args, console: Console) -> None:
     console.print(f"report:     {escape(files['report'])}\nconfusion:  {escape(files['confusion'])}", highlight=False)
     if "top_losses" in files:
         console.print(f"top losses: {escape(files['top_losses'])}", highlight=False)
+
+
+def _eval_ensemble(args, console: Console) -> None:
+    from .eval import load_run
+    from .eval.ensemble import evaluate_ensemble, write_ensemble
+
+    runs = [load_run(path, args.tag, device=args.device) for path in args.checkpoint]
+    result = evaluate_ensemble(runs, data=args.data, split=args.split, tta=args.tta, batch_size=args.batch_size)
+    path = write_ensemble(result, args.out or runs[0].directory)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    tta = f" with {result['tta']} TTA" if result["tta"] != "none" else ""
+    table = Table(title=f"ensemble of {len(runs)} on {escape(str(result['dataset']))} {result['split']}{tta} "
+                        f"({result['images']:,} images)")
+    for column in ("member", "top-1 %", "top-5 %", "loss"):
+        table.add_column(column, justify="left" if column == "member" else "right")
+    rows = [(f"{m['model']} ({m['tag']} of {m['run']})", m) for m in result["members"]]
+    rows.append(("[bold]ensemble (mean probability)[/bold]", result["ensemble"]))
+    for name, row in rows:
+        top5 = "-" if row["top5"] is None else f"{row['top5']:.2f}"
+        table.add_row(name if name.startswith("[bold]") else escape(name), f"{row['top1']:.2f}", top5,
+                      f"{row['loss']:.4f}")
+    console.print(table)
+    console.print(f"ensemble top-1 {result['ensemble']['top1']:.2f}%: {result['gain_over_mean_member']:+.2f} points "
+                  f"over the mean member ({result['mean_member_top1']:.2f}%), "
+                  f"{result['gain_over_best_member']:+.2f} over the best; report: {escape(str(path))}",
+                  highlight=False)
 
 
 def cmd_predict(args, console: Console) -> None:
@@ -425,8 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a trained run: top-1/top-5, loss, per-class accuracy, "
                                                 "confusion matrix")
-    evaluate.add_argument("checkpoint", help="a run directory (best checkpoint if present, else last) or a "
-                                             ".safetensors file in one")
+    evaluate.add_argument("checkpoint", nargs="+", metavar="RUN",
+                          help="a run directory (best checkpoint if present, else last) or a .safetensors file in "
+                               "one; several: their ensemble (mean of the class probabilities) and each member")
     evaluate.add_argument("--tag", help="which checkpoint of the run: last, best, ... (default: best, else last)")
     evaluate.add_argument("--data", help="data set to evaluate on (default: the run's own)")
     evaluate.add_argument("--split", default="test", choices=("test", "val", "train"),
@@ -440,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="draw the N images with the highest loss, the confident mistakes (default 18; 0: none)")
     evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     evaluate.add_argument("--out", help="where eval_<split>.json, confusion_<split>.png and top_losses_<split>.png "
-                                        "go (default: the run)")
+                                        "go (an ensemble: ensemble_<split>.json; default: the (first) run)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(run=cmd_eval)
 

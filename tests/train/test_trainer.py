@@ -210,7 +210,8 @@ def test_regularisation_overrides_reach_the_model(tmp_path):
     dict(schedule="cosine", warmup_epochs=0.5),
     dict(schedule="plateau", warmup_epochs=0.5, plateau_patience=0, gamma=0.5),
     # airbench94's lookahead (its slow weights are part of the resumable state) and alternating flip
-    dict(schedule="onecycle", warmup_epochs=0.0, lookahead_every=4, augment="flip(mode=alternate), crop(pad=2)"),
+    dict(schedule="onecycle", warmup_epochs=0.0, lookahead_every=4, augment="flip(mode=alternate), crop(pad=2)",
+         ema_decay=0.9),
 ])
 def test_resume_gives_identical_weights(tmp_path, schedule):
     config = tiny(**schedule)

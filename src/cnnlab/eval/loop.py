@@ -72,7 +72,8 @@ def _log_probabilities(model: nn.Module, images: torch.Tensor, tta: str, precisi
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, *, precision: Precision | None = None, tta: str = "none",
-             num_classes: int | None = None, per_image: bool = False, views=None) -> dict:
+             num_classes: int | None = None, per_image: bool = False, views=None,
+             probabilities: bool = False) -> dict:
     """Loss (mean cross-entropy), top-1 and top-5 accuracy (percent) of ``model`` over ``batches``.
 
     ``batches`` yields ``(images, labels)`` on the model's device. Top-5 is ``None`` for fewer
@@ -80,8 +81,9 @@ def evaluate(model: nn.Module, batches: Iterable, *, precision: Precision | None
     turns each batch into the images the ``10crop``/``multiscale`` crops are taken from
     (``cnnlab eval`` pads them by the training crop's padding). ``per_image=True`` also returns, under ``"per_image"``, CPU tensors of
     each image's ``label``, ``predicted`` class (``argmax``, ranked as :func:`top_k_correct`),
-    ``loss``, ``confidence`` (the predicted class's probability) and ``true_probability``.
-    The model's mode is restored afterwards.
+    ``loss``, ``confidence`` (the predicted class's probability) and ``true_probability``;
+    ``probabilities=True`` adds ``probabilities``, the N x K class probabilities (what an
+    ensemble averages). The model's mode is restored afterwards.
     """
     if tta not in TTA_MODES:
         raise CnnlabError(f"unknown TTA mode {tta!r}; choose one of {', '.join(TTA_MODES)}")
@@ -90,6 +92,8 @@ def evaluate(model: nn.Module, batches: Iterable, *, precision: Precision | None
     loss_sum = correct1 = correct5 = None
     count = 0
     kept: dict[str, list] = {"label": [], "predicted": [], "loss": [], "confidence": [], "true_probability": []}
+    if probabilities:
+        per_image, kept["probabilities"] = True, []
     try:
         for images, labels in batches:
             log_probs = _log_probabilities(model, images, tta, precision, views)
@@ -108,6 +112,8 @@ def evaluate(model: nn.Module, batches: Iterable, *, precision: Precision | None
                 kept["loss"].append(F.nll_loss(log_probs, labels, reduction="none").double().cpu())
                 kept["confidence"].append(log_probs.gather(1, predicted[:, None])[:, 0].exp().cpu())
                 kept["true_probability"].append(log_probs.gather(1, labels[:, None])[:, 0].exp().cpu())
+                if probabilities:
+                    kept["probabilities"].append(log_probs.exp().cpu())
     finally:
         model.train(was_training)
     if count == 0:

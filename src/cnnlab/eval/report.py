@@ -70,7 +70,7 @@ def _pad_normalised(images: torch.Tensor, pad: int, mode: str, run: LoadedRun) -
 
 
 def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test", tta: str = "none",
-                 batch_size: int | None = None, top_losses: int | None = None) -> dict:
+                 batch_size: int | None = None, top_losses: int | None = None, probabilities: bool = False) -> dict:
     """Evaluate ``run`` on ``split`` of its own data set (or ``data``): loss, top-1, top-5 (for 10
     or more classes, as the trainer's report), per-class accuracy and the confusion matrix
     (rows: true class, columns: predicted class). ``split`` is one of :data:`EVAL_SPLITS`.
@@ -80,7 +80,8 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
     ``most_confused`` lists the (true, predicted) class pairs most often mixed up, and
     ``top_losses`` the ``top_losses`` images (default :data:`DEFAULT_TOP_LOSSES`) with the
     highest loss (the confident mistakes, where mislabelled images show up first), drawn by
-    :func:`plot_top_losses`."""
+    :func:`plot_top_losses`. ``probabilities=True`` adds the CPU tensors ``probabilities`` (N x K)
+    and ``labels`` (N), in the split's order, for an ensemble to average (not JSON)."""
     if tta not in TTA_MODES:
         raise CnnlabError(f"unknown TTA mode {tta!r}; choose one of {', '.join(TTA_MODES)}")
     if split not in EVAL_SPLITS:
@@ -115,7 +116,7 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
         return images
 
     result = evaluate(run.model, loader.epoch_batches(0), precision=precision, tta=tta, num_classes=run.num_classes,
-                      per_image=True, views=views)
+                      per_image=True, views=views, probabilities=probabilities)
     per_image = result["per_image"]
     truth, predicted, per_image_loss = per_image["label"], per_image["predicted"], per_image["loss"]
     k = run.num_classes
@@ -124,7 +125,8 @@ def evaluate_run(run: LoadedRun, *, data: str | None = None, split: str = "test"
     counts = matrix.sum(dim=1)
     per_class = {name: (100.0 * int(matrix[i, i]) / int(counts[i]) if int(counts[i]) else None)
                  for i, name in enumerate(run.classes)}
-    return {
+    extra = {"probabilities": per_image["probabilities"], "labels": truth} if probabilities else {}
+    return extra | {
         "checkpoint": str(run.weights_path),
         "run": str(run.directory),
         "tag": run.tag,

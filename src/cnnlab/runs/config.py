@@ -115,6 +115,8 @@ class TrainConfig:
     # lookahead / EMA of the weights pulled back into the network every N steps (airbench94: 5; 0: off)
     lookahead_every: int = 0
     lookahead_decay: float = 0.95  # per-step decay of the slow weights, ramped in by training progress cubed
+    # exponential moving average of the weights, evaluated instead of them (timm's model EMA; 0: off)
+    ema_decay: float = 0.0
 
     # -- how it runs
     seed: int = 0
@@ -199,6 +201,8 @@ class TrainConfig:
                 raise CnnlabError(f"{name} must be a positive number, got {getattr(self, name)}")
         if self.lookahead_every < 0:
             raise CnnlabError(f"lookahead_every must be 0 (off) or a number of steps, got {self.lookahead_every}")
+        if not 0 <= self.ema_decay < 1:
+            raise CnnlabError(f"ema_decay must be 0 (off) or lie in (0, 1), e.g. 0.999, got {self.ema_decay}")
         if not 0 < self.lookahead_decay < 1:
             raise CnnlabError(f"lookahead_decay must lie in (0, 1), got {self.lookahead_decay}")
         if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:

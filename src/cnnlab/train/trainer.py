@@ -34,7 +34,7 @@ from ..registry import build_model
 from ..runs import BEST, LAST, RUNTIME_KEYS, TrainConfig, checkpoint_tags, load_checkpoint, restore_rng_state, to_yaml
 from .callbacks import Callback
 from .logger import RunLogger
-from .lookahead import Lookahead
+from .averaging import Lookahead, ModelEMA
 from .loss import classification_loss
 from .optim import build_optimizer, scaled_lr
 from .report import describe_device, library_versions
@@ -157,6 +157,7 @@ class Trainer:
             weight_decay=config.weight_decay, betas=config.betas, no_decay_norm_and_bias=config.no_decay_norm_and_bias,
             norm_bias_lr_scale=config.norm_bias_lr_scale)
         self._setup_schedule()
+        self.ema = ModelEMA(self.model, decay=config.ema_decay) if config.ema_decay else None
         self.lookahead = None
         if config.lookahead_every:
             self.lookahead = Lookahead(self.model, every=config.lookahead_every, decay=config.lookahead_decay,
@@ -239,6 +240,7 @@ class Trainer:
             "plateau": self.plateau.state_dict() if self.plateau is not None else None,
             "scaler": self.scaler.state_dict(),
             "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "partial_epoch": {k: float(v) for k, v in sums.items()} if self.batch else None,
             "history": self.history,
             "best": self.best,
@@ -258,6 +260,8 @@ class Trainer:
                 self.scaler.load_state_dict(state["scaler"])
             if self.lookahead is not None:
                 self.lookahead.load_state_dict(state["lookahead"])
+            if self.ema is not None:
+                self.ema.load_state_dict(state["ema"])
         except (KeyError, ValueError, RuntimeError, TypeError) as error:
             raise CnnlabError(f"the checkpoint in {self.out_dir} does not fit this run: {error}") from None
         self.epoch, self.batch, self.step = int(state["epoch"]), int(state["batch"]), int(state["step"])
@@ -334,6 +338,8 @@ class Trainer:
             self.step, self.batch = self.step + 1, self.batch + 1
             if self.lookahead is not None:
                 self.lookahead.after_step(self.step)
+            if self.ema is not None:
+                self.ema.update(self.step)
             self._count_step(loss, logits, targets)  # metrics, NaN check, progress, callbacks, Ctrl-C
         self._stop_if_diverged()
         self._add_counts()
@@ -488,7 +494,9 @@ class Trainer:
             return None
         # Left as "evaluating" if the evaluation fails, so that a memory error names its batch size.
         previous, self._phase = self._phase, "evaluating"
-        result = evaluate(self.forward, loader.epoch_batches(0), precision=self.precision,
+        # With a weight EMA, the averaged model is the one evaluated (and reported).
+        model = self.ema.module if self.ema is not None else self.forward
+        result = evaluate(model, loader.epoch_batches(0), precision=self.precision,
                           num_classes=self.num_classes, tta=self.config.tta)
         self._phase = previous
         return result
@@ -564,6 +572,8 @@ class Trainer:
 
     def _finish(self) -> dict:
         config = self.config
+        if self.ema is not None:
+            self.logger.save_checkpoint("ema", self.ema.module, self.state_dict())  # for `cnnlab eval --tag ema`
         test = self.evaluate("test")
         test_split = "test"
         if test is None and self.val_loader is not None:
@@ -588,7 +598,8 @@ class Trainer:
             "test_top5": test["top5"] if test else None,
             "test_split": test_split if test else None,
             "test_tta": config.tta,
-            "test_weights": "last (the weights after the final epoch)",
+            "test_weights": ("ema (the moving average of the weights, saved as ema.safetensors)" if self.ema is not None
+                             else "last (the weights after the final epoch)"),
             "wall_seconds": wall,
             "images_per_second": speeds[len(speeds) // 2] if speeds else None,  # median over epochs
             "seed": config.seed,

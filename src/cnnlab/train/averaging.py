@@ -1,4 +1,10 @@
-"""Lookahead: slow weights that trail the fast ones, pulled back into the network every few steps.
+"""Averages of the weights over training: airbench's lookahead, and an exponential moving average.
+
+:class:`Lookahead` pulls the network back to its slow average every few steps;
+:class:`ModelEMA` keeps the average aside, as a second model that is evaluated instead of
+the network (Polyak averaging; timm's ``--model-ema``), a cheap stand-in for an ensemble.
+
+Lookahead: slow weights that trail the fast ones, pulled back into the network every few steps.
 
 Zhang et al. 2019 ("Lookahead Optimizer: k steps forward, 1 step back"), in the form
 airbench94 (Jordan 2024) trains with: every ``every`` optimiser steps the slow copy moves
@@ -10,6 +16,8 @@ better than the last state alone. After the last step the network keeps the slow
 Every floating-point tensor of the state dict takes part, BN's running statistics included.
 """
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import Tensor, nn
@@ -50,3 +58,41 @@ class Lookahead:
         with torch.no_grad():
             for slow, saved in zip(self._slow, tensors):
                 slow.copy_(saved)
+
+
+class ModelEMA:
+    """An exponential moving average of ``model``'s weights, kept as a model of its own.
+
+    After every optimiser step ``t``: ``ema = d_t * ema + (1 - d_t) * weights`` with
+    ``d_t = min(decay, (1 + t) / (10 + t))``, the warm-up TensorFlow's and timm's EMA use, so
+    that the first steps' random weights fade out quickly. Every floating-point tensor of
+    the state dict is averaged, BN's running statistics included; integer buffers are copied.
+    ``module`` is the averaged model, in eval mode, for evaluation.
+    """
+
+    def __init__(self, model: nn.Module, *, decay: float):
+        self.decay = float(decay)
+        self.module = copy.deepcopy(model).eval()
+        for parameter in self.module.parameters():
+            parameter.requires_grad_(False)
+        self._pairs = list(zip(self.module.state_dict().values(), model.state_dict().values()))
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        """Move the average toward the network after optimiser step ``step`` (1-based)."""
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for average, live in self._pairs:
+            if average.is_floating_point():
+                average.lerp_(live.to(average.dtype), 1.0 - decay)
+            else:
+                average.copy_(live)
+
+    def state_dict(self) -> list[Tensor]:
+        return [average.detach().cpu() for average, _ in self._pairs]
+
+    def load_state_dict(self, tensors: list[Tensor]) -> None:
+        if len(tensors) != len(self._pairs) or any(a.shape != t.shape for (a, _), t in zip(self._pairs, tensors)):
+            raise ValueError("the EMA weights do not fit this model")
+        with torch.no_grad():
+            for (average, _), saved in zip(self._pairs, tensors):
+                average.copy_(saved)
