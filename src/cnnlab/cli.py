@@ -177,9 +177,60 @@ def cmd_data_gallery(args, console: Console) -> None:
                   "augmentation", highlight=False)
 
 
-def cmd_train(args, console: Console) -> None:
-    from .train import Trainer, load_recipe, parse_set
+def _config_from_args(recipe: str | None, overrides: dict, console: Console):
+    """The run's config: the recipe with the overrides, or, with --data and no recipe, one derived
+    from the model and the data; says what it chose."""
+    from .train import load_recipe
     from .train.defaults import derive_config
+
+    if recipe is None and "data" in overrides:
+        config, reasons = derive_config(overrides)
+        console.print("no --recipe: a recipe derived from the model and the data (`--recipe NAME` for a "
+                      "shipped one):\n" + "\n".join(f"  - {escape(r)}" for r in reasons), highlight=False)
+        return config
+    config = load_recipe(recipe, overrides)
+    original = load_recipe(recipe)
+    if "epochs" in overrides and "milestones" not in overrides and config.milestones != original.milestones:
+        console.print(f"the step schedule's milestones move with --epochs: {original.milestones} of "
+                      f"{original.epochs} epochs become {config.milestones} of {config.epochs}", highlight=False)
+    return config
+
+
+def cmd_doctor(args, console: Console) -> int:
+    from .train import parse_set
+    from .train.doctor import Doctor
+
+    overrides = parse_set(args.set)
+    for key in ("model", "data", "batch_size", "lr", "device"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    config = _config_from_args(args.recipe, overrides, console)
+    out = Path(args.out or f"runs/doctor-{config.recipe}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CnnlabError(f"cannot create --out {str(out)!r}: {error}") from None
+    with Doctor(config) as doctor:
+        checks = doctor.run(sample=args.sample, overfit_steps=args.overfit_steps, range_steps=args.range_steps,
+                            plot=out / "lr_range_test.png")
+    report = {"recipe": config.recipe, "model": config.model, "data": config.data,
+              "passed": all(c.passed for c in checks), "checks": [c.as_dict() for c in checks]}
+    (out / "doctor.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for number, check in enumerate(checks, 1):
+            mark = "[bold green]pass[/bold green]" if check.passed else "[bold red]FAIL[/bold red]"
+            console.print(f"{number}. {mark} {check.name}: {escape(check.summary)}", highlight=False)
+            if not check.passed:
+                console.print(f"   -> {escape(check.advice)}", highlight=False)
+        console.print(f"report: {escape(str(out / 'doctor.json'))}; learning-rate curve: "
+                      f"{escape(str(out / 'lr_range_test.png'))}", highlight=False)
+    return 0 if report["passed"] else 1
+
+
+def cmd_train(args, console: Console) -> None:
+    from .train import Trainer, parse_set
 
     overrides = parse_set(args.set)
     # The named flags are shorthands for --set and win over it.
@@ -195,17 +246,7 @@ def cmd_train(args, console: Console) -> None:
             raise CnnlabError("--resume continues the run in its own directory; drop --out")
         trainer = Trainer.resume(args.resume, overrides=overrides, quiet=args.quiet, console=console)
     else:
-        if args.recipe is None and "data" in overrides:
-            config, reasons = derive_config(overrides)
-            console.print("no --recipe: a recipe derived from the model and the data (`--recipe NAME` for a "
-                          "shipped one):\n" + "\n".join(f"  - {escape(r)}" for r in reasons), highlight=False)
-        else:
-            config = load_recipe(args.recipe, overrides)
-            original = load_recipe(args.recipe)
-            if "epochs" in overrides and "milestones" not in overrides and config.milestones != original.milestones:
-                console.print(f"the step schedule's milestones move with --epochs: {original.milestones} of "
-                              f"{original.epochs} epochs become {config.milestones} of {config.epochs}",
-                              highlight=False)
+        config = _config_from_args(args.recipe, overrides, console)
         trainer = Trainer(config, args.out, overwrite=args.overwrite, quiet=args.quiet, console=console)
     trainer.fit()
 
@@ -450,6 +491,25 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--json", action="store_true", help="print JSON instead of text")
     diagnose.set_defaults(run=cmd_diagnose)
 
+    doctor = commands.add_parser("doctor", help="lecture 7's first checks before training: the initial loss, "
+                                                "overfitting a small sample, a learning-rate range test")
+    doctor.add_argument("--recipe", help="recipe to check (default: with --data, one derived from the model and "
+                                         "data; else lenet5-digits)")
+    doctor.add_argument("--model", help="model name (see `cnnlab models`)")
+    doctor.add_argument("--data", help="data set name or a folder/.tar.gz/.zip path")
+    doctor.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size")
+    doctor.add_argument("--lr", type=float, help="learning rate (the small sample is fitted with it)")
+    doctor.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
+    doctor.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any recipe key (repeatable)")
+    doctor.add_argument("--sample", type=int, default=32, help="images in the small sample to overfit (default 32)")
+    doctor.add_argument("--overfit-steps", dest="overfit_steps", type=int, default=300,
+                        help="most steps to overfit the sample (default 300)")
+    doctor.add_argument("--range-steps", dest="range_steps", type=int, default=100,
+                        help="steps of the learning-rate range test (default 100)")
+    doctor.add_argument("--out", help="folder for doctor.json and lr_range_test.png (default runs/doctor-<recipe>)")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.set_defaults(run=cmd_doctor)
+
     recipes = commands.add_parser("recipes", help="the shipped training recipes")
     recipes.add_argument("--json", action="store_true", help="print JSON instead of a table")
     recipes.set_defaults(run=cmd_recipes)
@@ -509,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     # never broken and a log can be searched for it.
     errors = Console(stderr=True, soft_wrap=True)
     try:
-        args.run(args, console)
+        status = args.run(args, console)
     except CnnlabError as error:
         errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False)
         return 2
@@ -528,4 +588,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("interrupted")
         return 130
-    return 0
+    return status if isinstance(status, int) else 0
