@@ -234,7 +234,7 @@ def cmd_train(args, console: Console) -> None:
 
     overrides = parse_set(args.set)
     # The named flags are shorthands for --set and win over it.
-    for key in ("model", "data", "epochs", "batch_size", "lr", "seed", "device"):
+    for key in ("model", "data", "epochs", "batch_size", "lr", "seed", "device", "weights", "transfer"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.tensorboard:
@@ -461,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="set any recipe key, e.g. --set weight_decay=1e-4 --set milestones=[30,60] (repeatable)")
+    train.add_argument("--weights", metavar="SOURCE",
+                       help="start from pretrained weights (transfer learning): a run folder, a .safetensors or "
+                            "torch file, or torchvision:NAME; the classifier is replaced for the new classes")
+    train.add_argument("--transfer", choices=("linear-probe", "fine-tune-last", "fine-tune-all", "auto"),
+                       help="what trains of the pretrained model (default auto: the lecture's table of data size "
+                            "and similarity)")
     train.add_argument("--out", help="run directory (default: runs/<recipe>-<timestamp>)")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")

@@ -39,6 +39,9 @@ TRAIN_TTA_MODES = ("none", "flip", "translate")
 # resumed run may change (e.g. continue a GPU run on a CPU, or turn TensorBoard on). The
 # evaluation batch is one of them: in eval mode BN uses its running statistics, so the
 # batch size does not change what is computed.
+#: Transfer-learning strategies (cnnlab.train.transfer): what trains of a pretrained model.
+TRANSFER_STRATEGIES = ("linear-probe", "fine-tune-last", "fine-tune-all", "auto")
+
 RUNTIME_KEYS = ("device", "compile", "num_workers", "tensorboard", "cpu_threads", "eval_batch_size")
 
 
@@ -63,6 +66,10 @@ class TrainConfig:
     dropout: float | None = None  # None: the model's own default (only for models that take `dropout`)
     drop_path_rate: float | None = None  # stochastic depth (only for models that take `drop_path_rate`)
     init: str = "default"  # kaiming | xavier | normal | default (keep the constructor's initialisation)
+    # transfer learning: start from a run folder, a weights file or torchvision:NAME, the head replaced
+    weights: str | None = None
+    transfer: str = "auto"  # linear-probe | fine-tune-last | fine-tune-all | auto (the lecture's table)
+    backbone_lr_scale: float = 0.1  # fine-tune-all: the pretrained layers' share of the learning rate
     init_std: float = 0.01  # standard deviation of init: normal
     zero_init_residual: bool = False  # start every residual block as the identity (Goyal et al. 2017)
 
@@ -201,6 +208,10 @@ class TrainConfig:
                 raise CnnlabError(f"{name} must be a positive number, got {getattr(self, name)}")
         if self.lookahead_every < 0:
             raise CnnlabError(f"lookahead_every must be 0 (off) or a number of steps, got {self.lookahead_every}")
+        if self.transfer not in TRANSFER_STRATEGIES:
+            raise unknown_name("transfer strategy", self.transfer, TRANSFER_STRATEGIES)
+        if not 0 < self.backbone_lr_scale <= 1:
+            raise CnnlabError(f"backbone_lr_scale must lie in (0, 1], got {self.backbone_lr_scale}")
         if not 0 <= self.ema_decay < 1:
             raise CnnlabError(f"ema_decay must be 0 (off) or lie in (0, 1), e.g. 0.999, got {self.ema_decay}")
         if not 0 < self.lookahead_decay < 1:

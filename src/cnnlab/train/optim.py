@@ -58,7 +58,8 @@ def _no_decay_names(model: nn.Module) -> set[str]:
 
 
 def param_groups(model: nn.Module, weight_decay: float, no_decay_norm_and_bias: bool = True, *,
-                 norm_bias_lr: float | None = None) -> list[dict]:
+                 norm_bias_lr: float | None = None, head: Sequence[str] = (),
+                 backbone_lr: float | None = None) -> list[dict]:
     """Split the trainable parameters of ``model`` into a decayed and a non-decayed group.
 
     Lecture idea: weight decay (L2 regularisation) is meant to shrink the weights of
@@ -77,6 +78,10 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_norm_and_bias: 
     ``norm_bias_lr`` puts the shifts of the normalisation layers into a last group of their
     own with that learning rate (airbench94 trains BN shifts 64 times faster than the rest);
     they keep the decay they would otherwise have.
+
+    ``backbone_lr`` (transfer learning's fine-tuning, lecture 7: pretrained layers learn at
+    a tenth of the new head's rate) gives every parameter outside the modules named in
+    ``head`` that learning rate, in groups of their own after the others.
     """
     weight_decay = _check_number("weight_decay", weight_decay, 0.0)
     no_decay_modules = _no_decay_names(model) if no_decay_norm_and_bias else set()
@@ -92,13 +97,22 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_norm_and_bias: 
         else:
             decay.append((name, parameter))
     groups = []
-    if decay:
-        groups.append({"params": decay, "weight_decay": weight_decay})
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
+    slow: list[dict] = []
+    for pairs, decay_of_group in ((decay, weight_decay), (no_decay, 0.0)):
+        if backbone_lr is not None:
+            head_names = {n for n, _ in pairs if any(n == h or n.startswith(h + ".") for h in head)}
+            in_head = [(n, p) for n, p in pairs if n in head_names]
+            backbone = [(n, p) for n, p in pairs if n not in head_names]
+            if backbone:
+                slow.append({"params": backbone, "weight_decay": decay_of_group,
+                             "lr": _check_number("backbone_lr", backbone_lr, 0.0, low_inclusive=False)})
+            pairs = in_head
+        if pairs:
+            groups.append({"params": pairs, "weight_decay": decay_of_group})
     if fast:
         groups.append({"params": fast, "weight_decay": 0.0 if no_decay_norm_and_bias else weight_decay,
                        "lr": _check_number("norm_bias_lr", norm_bias_lr, 0.0, low_inclusive=False)})
+    groups += slow
     if not groups:
         raise CnnlabError("the model has no trainable parameters (all have requires_grad=False)")
     return groups
@@ -116,6 +130,8 @@ def build_optimizer(
     eps: float = 1e-8,
     no_decay_norm_and_bias: bool = True,
     norm_bias_lr_scale: float = 1.0,
+    head: Sequence[str] = (),
+    backbone_lr_scale: float | None = None,
 ) -> torch.optim.Optimizer:
     """Build the optimiser of a lecture recipe by name: ``"sgd"`` or ``"adamw"``.
 
@@ -127,6 +143,8 @@ def build_optimizer(
     and 0.05 for AdamW. Parameter groups come from :func:`param_groups`, so normalisation
     parameters and biases are not decayed unless ``no_decay_norm_and_bias=False``.
     ``norm_bias_lr_scale`` multiplies the learning rate of normalisation shifts (airbench94: 64).
+    ``backbone_lr_scale`` multiplies the learning rate of everything outside the ``head``
+    modules (fine-tuning pretrained layers; see :func:`param_groups`).
     """
     key = str(name).lower()
     if key not in OPTIMIZER_NAMES:
@@ -135,7 +153,8 @@ def build_optimizer(
     weight_decay = _DEFAULT_WEIGHT_DECAY[key] if weight_decay is None else weight_decay
     norm_bias_lr_scale = _check_number("norm_bias_lr_scale", norm_bias_lr_scale, 0.0, low_inclusive=False)
     groups = param_groups(model, weight_decay, no_decay_norm_and_bias,
-                          norm_bias_lr=lr * norm_bias_lr_scale if norm_bias_lr_scale != 1.0 else None)
+                          norm_bias_lr=lr * norm_bias_lr_scale if norm_bias_lr_scale != 1.0 else None,
+                          head=head, backbone_lr=lr * backbone_lr_scale if backbone_lr_scale is not None else None)
     if key == "sgd":
         momentum = _check_number("momentum", momentum, 0.0, 1.0, high_inclusive=False)
         if nesterov and momentum == 0.0:

@@ -30,7 +30,7 @@ from ..data.loader import build_loader
 from ..device import autocast_context, build_grad_scaler, resolve_device, resolve_precision
 from ..errors import CnnlabError, MissingSplitError, first_line, is_out_of_memory
 from ..eval.loop import evaluate
-from ..registry import build_model
+from ..registry import build_model, model_info
 from ..runs import BEST, LAST, RUNTIME_KEYS, TrainConfig, checkpoint_tags, load_checkpoint, restore_rng_state, to_yaml
 from .callbacks import Callback
 from .logger import RunLogger
@@ -40,6 +40,7 @@ from .optim import build_optimizer, scaled_lr
 from .report import describe_device, library_versions
 from .run import check_config, default_out_dir, existing_run, remove
 from .schedule import schedule_from_config
+from .transfer import apply_strategy, freeze_norm_statistics, prepare_transfer
 from .seed import seed_everything
 
 STATE_VERSION = 1
@@ -145,8 +146,15 @@ class Trainer:
         if self.precision.channels_last:
             self.model.to(memory_format=torch.channels_last)
         state = self._resume_state
+        self.trains = None  # what a transfer strategy leaves trainable
         if state is not None:
             load_checkpoint(self.out_dir, LAST, model=self.model)  # strict: same architecture
+            if config.weights:
+                self.trains = apply_strategy(self.model, config.transfer)  # resolved when the run started
+        elif config.weights:
+            self.config, self.trains, lines = prepare_transfer(self.model, config, self.train_set, self.in_chans)
+            config = self.config
+            self._transfer_lines = lines
         elif hasattr(self.model, "init_from_data"):
             # Data-dependent initialisation (airbench's patch whitening): from the training images,
             # normalised as the model will see them; a resumed run has these weights already.
@@ -155,7 +163,9 @@ class Trainer:
         self.optimizer = build_optimizer(
             self.model, config.optimizer, self.lr, momentum=config.momentum, nesterov=config.nesterov,
             weight_decay=config.weight_decay, betas=config.betas, no_decay_norm_and_bias=config.no_decay_norm_and_bias,
-            norm_bias_lr_scale=config.norm_bias_lr_scale)
+            norm_bias_lr_scale=config.norm_bias_lr_scale, head=self.trains["head"] if self.trains else (),
+            backbone_lr_scale=config.backbone_lr_scale if config.weights and config.transfer == "fine-tune-all"
+            else None)
         self._setup_schedule()
         self.ema = ModelEMA(self.model, decay=config.ema_decay) if config.ema_decay else None
         self.lookahead = None
@@ -192,6 +202,10 @@ class Trainer:
         # The size the images are stored at (before augmentation); unknown for a streamed folder
         # of mixed sizes without image_size. Recorded with the run, for evaluating and predicting.
         self.image_size = list(first.shape[-2:]) if hasattr(self.train_set, "images") or config.image_size else None
+        declared = model_info(config.model) if config.weights and config.mean is None else None
+        if declared is not None and declared.mean is not None and len(declared.mean) == self.in_chans:
+            # Pretrained weights expect the statistics they were trained with (ImageNet's).
+            self.config = config = dataclasses.replace(config, mean=list(declared.mean), std=list(declared.std))
         if config.mean is None:
             # Lecture 7: normalise every split with the training split's statistics, computed once
             # and stored with the run, so a resumed or evaluated run uses the very same numbers.
@@ -302,6 +316,8 @@ class Trainer:
             log.info(f"training {config.model} on {self.train_set.name} ({len(self.train_set):,} train, "
                      f"{self._images(self.val_set):,} val, {self._images(self.test_set):,} test images) for {config.epochs} epochs "
                      f"on {self.device} ({self.precision.reason}); writing {self.out_dir}")
+            for line in getattr(self, "_transfer_lines", ()):
+                log.info(line)
         if self.epoch >= config.epochs:
             log.info(f"{self.out_dir} has already finished its {config.epochs} epochs; writing its report again")
         try:
@@ -321,6 +337,7 @@ class Trainer:
         """Train the rest of the current epoch: the lectures' training step, batch after batch."""
         config, model, optimizer = self.config, self.model, self.optimizer
         model.train()
+        freeze_norm_statistics(model)  # BN of layers a transfer strategy froze keeps its statistics
         self._start_counting()
         for images, targets in self._training_batches():
             with autocast_context(self.device, self.precision):
