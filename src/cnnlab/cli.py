@@ -229,6 +229,35 @@ def cmd_doctor(args, console: Console) -> int:
     return 0 if report["passed"] else 1
 
 
+def cmd_tune(args, console: Console) -> None:
+    from .train import parse_set
+    from .train.tune import parse_space, run_search
+
+    overrides = parse_set(args.set)
+    for key in ("model", "data", "batch_size", "device"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    config = _config_from_args(args.recipe, overrides, console)
+    out = args.out or f"runs/tune-{config.recipe}"
+    summary = run_search(config, out, trials=args.trials, fine_trials=args.fine_trials, coarse_epochs=args.epochs,
+                         fine_epochs=args.fine_epochs, space=parse_space(args.search) if args.search else None,
+                         storage=args.storage, sampler=args.sampler, seed=args.seed,
+                         log=lambda line: console.print(escape(line), highlight=False))
+    keys = [spec.split("=")[0] for spec in summary["space"]]
+    table = Table(title=f"the best trials of {len(summary['trials'])} (validation top-1)")
+    for column in ("stage", "trial", "val top-1 %", *keys):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    done = sorted((r for r in summary["trials"] if r["state"] == "complete"), key=lambda r: -r["val_top1"])
+    for row in done[:10]:
+        table.add_row(row["stage"], str(row["trial"]), f"{row['val_top1']:.2f}",
+                      *(f"{row[k]:.4g}" if isinstance(row.get(k), float) else str(row.get(k)) for k in keys))
+    console.print(table)
+    pruned = sum(r["state"] == "pruned" for r in summary["trials"])
+    console.print(f"{pruned} trials pruned; best recipe: {escape(summary['files']['best'])} (cnnlab train --recipe "
+                  f"{escape(summary['files']['best'])}); scatter plots: {escape(summary['files']['scatter'])}",
+                  highlight=False)
+
+
 def cmd_train(args, console: Console) -> None:
     from .train import Trainer, parse_set
 
@@ -515,6 +544,31 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--out", help="folder for doctor.json and lr_range_test.png (default runs/doctor-<recipe>)")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(run=cmd_doctor)
+
+    tune = commands.add_parser("tune", help="coarse-to-fine hyper-parameter search (Optuna): random trials, "
+                                            "median pruning, scatter plots, the best recipe as YAML")
+    tune.add_argument("--recipe", help="the recipe to tune (default: with --data, one derived from the model and "
+                                       "data; else lenet5-digits)")
+    tune.add_argument("--model", help="model name (see `cnnlab models`)")
+    tune.add_argument("--data", help="data set name or a folder/.tar.gz/.zip path")
+    tune.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size")
+    tune.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
+    tune.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any recipe key (repeatable)")
+    tune.add_argument("--search", action="append", metavar="KEY=KIND:LOW:HIGH",
+                      help="a search dimension: key=log:LOW:HIGH, float:LOW:HIGH, int:LOW:HIGH or choice:A,B "
+                           "(repeatable; default lr and weight_decay, log-uniform, x/10 to x10 of the recipe's)")
+    tune.add_argument("--trials", type=int, default=16, help="coarse trials (default 16)")
+    tune.add_argument("--epochs", type=int, default=2, help="epochs of a coarse trial (default 2)")
+    tune.add_argument("--fine-trials", dest="fine_trials", type=int, default=8,
+                      help="fine trials on the narrowed ranges (default 8; 0: none)")
+    tune.add_argument("--fine-epochs", dest="fine_epochs", type=int,
+                      help="epochs of a fine trial (default: the recipe's)")
+    tune.add_argument("--sampler", default="random", choices=("random", "tpe"), help="default random")
+    tune.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    tune.add_argument("--storage", help="an Optuna storage URL shared by several processes (default: "
+                                        "sqlite in --out)")
+    tune.add_argument("--out", help="folder of the search (default runs/tune-<recipe>)")
+    tune.set_defaults(run=cmd_tune)
 
     recipes = commands.add_parser("recipes", help="the shipped training recipes")
     recipes.add_argument("--json", action="store_true", help="print JSON instead of a table")
