@@ -235,7 +235,10 @@ def run_search(config: TrainConfig, out: str | Path, *, trials: int = 16, fine_t
     if fine_trials:
         fine_config = dataclasses.replace(config, epochs=fine_epochs or config.epochs, milestones=[])
         fine = _run_stage(fine_config, fine_space, out, storage, "fine", fine_trials, sampler, seed + 1, log)
-    rows = [{"stage": stage, "trial": t.number, "state": t.state.name.lower(), "val_top1": t.value, **t.params}
+    # A pruned trial's score is its last reported validation accuracy (drawn apart in the plots).
+    rows = [{"stage": stage, "trial": t.number, "state": t.state.name.lower(),
+             "val_top1": t.value if t.value is not None else
+             (t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None), **t.params}
             for stage, trials_of in (("coarse", coarse), ("fine", fine)) for t in trials_of]
     best = max((r for r in rows if r["state"] == "complete"), key=lambda r: r["val_top1"])
     best_config = config.updated({d.key: best[d.key] for d in space if d.key in best}, where="best trial")
@@ -279,14 +282,16 @@ def _plot(path: Path, rows: list[dict], space: list[Dimension]) -> None:
     for index, dim in enumerate(numeric, 1):
         axes = figure.add_subplot(1, len(numeric), index)
         for stage, colour in (("coarse", "tab:blue"), ("fine", "tab:orange")):
-            points = [(r[dim.key], r["val_top1"]) for r in rows
-                      if r["stage"] == stage and r["state"] == "complete" and dim.key in r]
-            if points:
-                axes.scatter(*zip(*points), s=18, color=colour, label=stage)
+            for state, marker, label in (("complete", "o", stage), ("pruned", "x", f"{stage}, pruned")):
+                points = [(r[dim.key], r["val_top1"]) for r in rows if r["stage"] == stage and r["state"] == state
+                          and dim.key in r and r["val_top1"] is not None]
+                if points:
+                    axes.scatter(*zip(*points), s=18, color=colour, marker=marker, label=label,
+                                 alpha=1.0 if state == "complete" else 0.5)
         if dim.kind == "log":
             axes.set_xscale("log")
         axes.set_xlabel(dim.key)
-        axes.set_ylabel("best validation top-1 (%)")
+        axes.set_ylabel("validation top-1 (%)")  # pruned: the last reported
         axes.legend()
     figure.tight_layout()
     save_figure(figure, path)
