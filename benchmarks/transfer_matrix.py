@@ -58,9 +58,15 @@ def write_tree(root: Path, splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
     return root
 
 
+MAX_PER_CLASS = None  # --max-per-class: a quick trial of the whole pipeline on a few images
+
+
 def subset(images, labels, keep_classes, fraction, seed=0):
     mask = torch.isin(labels, torch.tensor(keep_classes))
     images, labels = images[mask], labels[mask]
+    if MAX_PER_CLASS is not None:
+        first = torch.cat([torch.nonzero(labels == c)[:MAX_PER_CLASS, 0] for c in keep_classes])
+        images, labels = images[first], labels[first]
     labels = torch.tensor([keep_classes.index(int(v)) for v in labels])
     if fraction < 1.0:
         _, kept = stratified_split(labels, fraction, seed)  # the held-out part is the fraction kept
@@ -90,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=15, help="epochs of a 100%% run (10%%: 2x, 1%%: 4x)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default="benchmarks/results/transfer-matrix")
+    parser.add_argument("--max-per-class", type=int, default=None,
+                        help="at most this many images a class in every split (a quick trial run)")
     args = parser.parse_args(argv)
+    global MAX_PER_CLASS
+    MAX_PER_CLASS = args.max_per_class
     if not os.environ.get("CNNLAB_DATA") and SHARED_DATA.is_dir():
         os.environ["CNNLAB_DATA"] = str(SHARED_DATA)
     work = Path(args.work)
