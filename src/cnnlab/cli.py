@@ -197,13 +197,9 @@ def _config_from_args(recipe: str | None, overrides: dict, console: Console):
 
 
 def cmd_doctor(args, console: Console) -> int:
-    from .train import parse_set
     from .train.doctor import Doctor
 
-    overrides = parse_set(args.set)
-    for key in ("model", "data", "batch_size", "lr", "device"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
+    overrides = _overrides(args, ("model", "data", "batch_size", "lr", "device"))
     config = _config_from_args(args.recipe, overrides, console)
     out = Path(args.out or f"runs/doctor-{config.recipe}")
     try:
@@ -230,14 +226,9 @@ def cmd_doctor(args, console: Console) -> int:
 
 
 def cmd_tune(args, console: Console) -> None:
-    from .train import parse_set
     from .train.tune import parse_space, run_search
 
-    overrides = parse_set(args.set)
-    for key in ("model", "data", "batch_size", "device"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    config = _config_from_args(args.recipe, overrides, console)
+    config = _config_from_args(args.recipe, _overrides(args), console)
     out = args.out or f"runs/tune-{config.recipe}"
     summary = run_search(config, out, trials=args.trials, fine_trials=args.fine_trials, coarse_epochs=args.epochs,
                          fine_epochs=args.fine_epochs, space=parse_space(args.search) if args.search else None,
@@ -259,13 +250,11 @@ def cmd_tune(args, console: Console) -> None:
 
 
 def cmd_train(args, console: Console) -> None:
-    from .train import Trainer, parse_set
+    from .train import Trainer
 
-    overrides = parse_set(args.set)
     # The named flags are shorthands for --set and win over it.
-    for key in ("model", "data", "epochs", "batch_size", "lr", "seed", "device", "weights", "transfer"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
+    overrides = _overrides(args, ("model", "data", "epochs", "batch_size", "lr", "seed", "device", "weights",
+                                  "transfer"))
     if args.tensorboard:
         overrides["tensorboard"] = True
     if args.resume:
@@ -281,14 +270,10 @@ def cmd_train(args, console: Console) -> None:
 
 
 def cmd_bench(args, console: Console) -> None:
-    from .train import load_recipe, parse_set
+    from .train import load_recipe
     from .train.bench import bench
 
-    overrides = parse_set(args.set)
-    for key in ("model", "data", "batch_size", "device"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    config = load_recipe(args.recipe or "resnet20-cifar10", overrides)
+    config = load_recipe(args.recipe or "resnet20-cifar10", _overrides(args))
     result = bench(config, warmup=args.warmup, steps=args.steps, workers=args.workers, usual=not args.no_usual)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -427,6 +412,26 @@ def cmd_predict(args, console: Console) -> None:
                           highlight=False)
 
 
+def _add_recipe_options(parser: argparse.ArgumentParser, recipe_help: str) -> None:
+    """The options train, bench, doctor and tune share: a recipe, and the keys that override it."""
+    parser.add_argument("--recipe", help=recipe_help)
+    parser.add_argument("--model", help="model name (see `cnnlab models`)")
+    parser.add_argument("--data", help="data set name (cifar10, mnist, digits, ...) or a folder/.tar.gz/.zip path")
+    parser.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size")
+    parser.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="set any recipe key, e.g. --set weight_decay=1e-4 --set milestones=[30,60] (repeatable)")
+
+
+def _overrides(args, keys=("model", "data", "batch_size", "device")) -> dict:
+    """``--set`` values, then the named flags given (which win over ``--set``)."""
+    from .train import parse_set
+
+    overrides = parse_set(args.set)
+    overrides.update({key: getattr(args, key) for key in keys if getattr(args, key, None) is not None})
+    return overrides
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description="Build, inspect, train and compare CNNs.")
     from . import __version__
@@ -479,17 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     gallery.add_argument("--seed", type=int, default=0, help="seed of the image choice and augmentations")
     gallery.set_defaults(run=cmd_data_gallery)
     train = commands.add_parser("train", help="train a model by recipe: checkpoints, resume, metrics, curves, report")
-    train.add_argument("--recipe", help="a shipped recipe name (see `cnnlab recipes`) or a YAML file (default: "
-                                        "with --data, one derived from the model and data; else lenet5-digits)")
-    train.add_argument("--model", help="model name (see `cnnlab models`)")
-    train.add_argument("--data", help="data set name (cifar10, mnist, digits, ...) or a folder/.tar.gz/.zip path")
+    _add_recipe_options(train, "a shipped recipe name (see `cnnlab recipes`) or a YAML file (default: with "
+                               "--data, one derived from the model and data; else lenet5-digits)")
     train.add_argument("--epochs", type=int, help="number of epochs")
-    train.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size")
     train.add_argument("--lr", type=float, help="learning rate (before the linear scaling rule, if scale_lr)")
     train.add_argument("--seed", type=int, help="random seed of the run")
-    train.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="set any recipe key, e.g. --set weight_decay=1e-4 --set milestones=[30,60] (repeatable)")
     train.add_argument("--weights", metavar="SOURCE",
                        help="start from pretrained weights (transfer learning): a run folder, a .safetensors or "
                             "torch file, or torchvision:NAME; the classifier is replaced for the new classes")
@@ -505,14 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="training speed: the trainer against the model's synthetic ceiling "
                                               "and the usual DataLoader loop")
-    bench.add_argument("--recipe", help="recipe whose model, data, batch and precision are timed "
-                                        "(default: resnet20-cifar10)")
-    bench.add_argument("--model", help="model name (see `cnnlab models`)")
-    bench.add_argument("--data", help="data set name or a folder/.tar.gz/.zip path")
-    bench.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size")
-    bench.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
-    bench.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="set any recipe key, e.g. --set precision=fp32 --set compile=true (repeatable)")
+    _add_recipe_options(bench, "recipe whose model, data, batch and precision are timed (default: "
+                               "resnet20-cifar10)")
     bench.add_argument("--steps", type=int, default=30, help="timed steps of each loop (default 30)")
     bench.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     bench.add_argument("--workers", type=int, default=2, help="DataLoader workers of the usual loop (default 2)")
@@ -528,14 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="lecture 7's first checks before training: the initial loss, "
                                                 "overfitting a small sample, a learning-rate range test")
-    doctor.add_argument("--recipe", help="recipe to check (default: with --data, one derived from the model and "
-                                         "data; else lenet5-digits)")
-    doctor.add_argument("--model", help="model name (see `cnnlab models`)")
-    doctor.add_argument("--data", help="data set name or a folder/.tar.gz/.zip path")
-    doctor.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size")
+    _add_recipe_options(doctor, "recipe to check (default: with --data, one derived from the model and data; "
+                                "else lenet5-digits)")
     doctor.add_argument("--lr", type=float, help="learning rate (the small sample is fitted with it)")
-    doctor.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
-    doctor.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any recipe key (repeatable)")
     doctor.add_argument("--sample", type=int, default=32, help="images in the small sample to overfit (default 32)")
     doctor.add_argument("--overfit-steps", dest="overfit_steps", type=int, default=300,
                         help="most steps to overfit the sample (default 300)")
@@ -547,13 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="coarse-to-fine hyper-parameter search (Optuna): random trials, "
                                             "median pruning, scatter plots, the best recipe as YAML")
-    tune.add_argument("--recipe", help="the recipe to tune (default: with --data, one derived from the model and "
-                                       "data; else lenet5-digits)")
-    tune.add_argument("--model", help="model name (see `cnnlab models`)")
-    tune.add_argument("--data", help="data set name or a folder/.tar.gz/.zip path")
-    tune.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size")
-    tune.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
-    tune.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any recipe key (repeatable)")
+    _add_recipe_options(tune, "the recipe to tune (default: with --data, one derived from the model and data; "
+                              "else lenet5-digits)")
     tune.add_argument("--search", action="append", metavar="KEY=KIND:LOW:HIGH",
                       help="a search dimension: key=log:LOW:HIGH, float:LOW:HIGH, int:LOW:HIGH or choice:A,B "
                            "(repeatable; default lr and weight_decay, log-uniform, x/10 to x10 of the recipe's)")
