@@ -4,6 +4,7 @@ import torch
 
 from cnnlab import create_model
 from cnnlab.analysis import summarize
+from cnnlab.errors import CnnlabError
 
 from .parity import n_params, torchvision_parity
 
@@ -47,6 +48,18 @@ def test_alexnet_paper_is_the_lectures_layer_list():
     weights = 11*11*3*96 + 5*5*48*256 + 3*3*256*384 + 3*3*192*384 + 3*3*192*256 + 9216*4096 + 4096*4096 + 4096*1000
     biases = 96 + 256 + 384 + 384 + 256 + 4096 + 4096 + 1000
     assert n_params(model) == weights + biases
+
+
+def test_alexnet_paper_with_one_tower_is_the_slides_simplified_list():
+    with torch.device("meta"):
+        model = create_model("alexnet_paper", towers=1)
+    assert [m.groups for m in model.features if isinstance(m, torch.nn.Conv2d)] == [1, 1, 1, 1, 1]
+    # Every conv sees all the previous layer's maps: CONV2 96, CONV4 and CONV5 384.
+    weights = 11*11*3*96 + 5*5*96*256 + 3*3*256*384 + 3*3*384*384 + 3*3*384*256 + 9216*4096 + 4096*4096 + 4096*1000
+    biases = 96 + 256 + 384 + 384 + 256 + 4096 + 4096 + 1000
+    assert n_params(model) == weights + biases  # 62.4M, the lesson's "62M"
+    with pytest.raises(CnnlabError, match="towers must be 1"):
+        create_model("alexnet_paper", towers=4)
 
 
 def test_zfnet_changes_conv1_and_widens_conv3_to_5():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import CnnlabError
 from ..layers import get_norm
 from ..registry import Paper, register_model
 from ._base import FCHeadModel, fc_head
@@ -110,16 +111,21 @@ def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) ->
     reference_top5=81.8,
     reference_note="ILSVRC-2012 val, one CNN (paper Table 2: 40.7% top-1, 18.2% top-5 error)",
 )
-def alexnet_paper(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
+def alexnet_paper(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, towers: int = 2) -> AlexNet:
     """AlexNet as the lecture lists it: 227x227 input, CONV1 96 11x11/4 pad 0 -> 55x55x96.
 
     LRN (n=5, alpha=1e-4, beta=0.75, k=2) follows POOL1 and POOL2 in the lecture's order
     (the paper normalises before pooling; the two orders give the same shapes and
     parameters). CONV2/4/5 are split in two towers as on the paper's two GPUs; dropout
-    0.5 follows FC6 and FC7.
+    0.5 follows FC6 and FC7. ``towers=1`` gives the 2019 slides' "Full (simplified)"
+    list, where every conv sees all the previous layer's maps (62.4M parameters, the
+    figure the lesson's tables quote, against the two-tower net's 61.0M).
     """
+    if towers not in (1, 2):
+        raise CnnlabError(f"alexnet_paper towers must be 1 (the slides' simplified list) or 2 (the paper's "
+                          f"two GPUs), got {towers!r}")
     features = _paper_features(in_chans, conv1_kernel=11, conv1_stride=4, conv1_padding=0,
-                               conv2_stride=1, conv2_padding=2, widths=(384, 384, 256), towers=2,
+                               conv2_stride=1, conv2_padding=2, widths=(384, 384, 256), towers=towers,
                                ceil_mode=False)
     return AlexNet(features, 256, num_classes, dropout, dropout_first=False)
 

@@ -41,7 +41,7 @@ from .core import (
 )
 
 # The topic modules, in the order their claims are listed (registration happens at import).
-from . import alexnet, vgg, inception, resnet, efficient, lenet  # architectures
+from . import basics, alexnet, vgg, inception, resnet, efficient, lenet  # architectures
 from . import training_layers, initialization, label_smoothing  # training
 
 from .efficient import TIMELINE, architecture_timeline
@@ -60,7 +60,7 @@ from .initialization import (
 from .label_smoothing import LabelSmoothingExample, label_smoothing_example, smoothed_targets
 from .training_layers import BatchNormExample, DropoutExample, batchnorm_example, dropout_example
 
-ARCHITECTURE_TOPICS = (alexnet, vgg, inception, resnet, efficient, lenet)
+ARCHITECTURE_TOPICS = (basics, alexnet, vgg, inception, resnet, efficient, lenet)
 TRAINING_TOPICS = (training_layers, initialization, label_smoothing)
 
 __all__ = [

@@ -1,15 +1,16 @@
 """Claims about AlexNet and ZFNet: the 2019 slides' layer-by-layer shapes, weights and totals.
 
 AlexNet's numbers are read off the zoo's ``alexnet_paper`` (the lecture's 227x227 input,
-the 2012 paper's two GPU towers), ZFNet's off ``zfnet``, the 2025 slides' filter bank
-off torchvision's single-tower ``alexnet``.
+the 2012 paper's two GPU towers; with ``towers=1`` the slides' simplified list, which the
+lesson's tables count), ZFNet's off ``zfnet``, the 2025 slides' filter bank off
+torchvision's single-tower ``alexnet``.
 """
 from __future__ import annotations
 
 from torch import nn
 
-from .core import LESSON, REFERENCES, SLIDES_2019, SLIDES_2025, claim, claims_of_one_number, format_value
-from .measure import hwc, layers_of, weight_layer_counts, zoo_model, zoo_summary
+from .core import LESSON, REFERENCES, SLIDES_2019, SLIDES_2025, claim, format_value
+from .measure import distinct_kernel_sizes, hwc, layers_of, param_count, weight_layer_counts, zoo_model, zoo_summary
 
 
 # alexnet_paper is the lecture's layer list: 227x227 input, CONV1 96 11x11/4 pad 0, the
@@ -87,18 +88,46 @@ def _alexnet_params() -> int:
     return zoo_summary("alexnet_paper").total_params
 
 
-claims_of_one_number(_alexnet_params, unit="parameters",
-                     method="alexnet_paper (2012 two-tower layer list, biases included)", statements=[
-    dict(id="alexnet-params-60m", text="AlexNet has about 60M parameters", source=REFERENCES,
-         quote="and ~60M parameters", lecture_value=60_000_000, lecture_text="~60M", tolerance=0.05,
-         note="'~60M' is a round figure", explanation="the 2012 two-tower AlexNet does not have about 60M parameters"),
-    dict(id="alexnet-params-62m", text="AlexNet has 62M parameters (lesson's AlexNet vs VGG-16 table)",
-         source=LESSON, quote="Parameters62M138M", lecture_value=62_000_000, lecture_text="62M", tolerance=0.01,
-         note="62M states two significant figures",
-         explanation="62M (62.4M) is the count of the same layer list without the two-GPU split, where "
-                     "CONV2, CONV4 and CONV5 see all input maps; the paper's two-tower net (grouped convs) "
-                     "and torchvision's single-tower variant (61.1M) both have about 61M"),
-])
+def alexnet_simplified_params() -> int:
+    """Parameters of the 2019 slides' "Full (simplified)" AlexNet: the 227-px layer list without the two-GPU split."""
+    return param_count(zoo_model("alexnet_paper", towers=1))
+
+
+# Which AlexNet a number means decides its verdict. The CS231n notes' "~60M" is the
+# paper's net (two towers: 61.0M); the lesson's tables' "62M" is the slides' simplified
+# layer list, where CONV2, CONV4 and CONV5 see all the previous layer's maps (62.4M).
+claim(id="alexnet-params-60m", text="AlexNet has about 60M parameters", source=REFERENCES,
+      quote="and ~60M parameters", lecture_value=60_000_000, lecture_text="~60M", unit="parameters",
+      tolerance=0.05, note="'~60M' is a round figure",
+      method="alexnet_paper (2012 two-tower layer list, biases included)",
+      explanation="the 2012 two-tower AlexNet does not have about 60M parameters")(_alexnet_params)
+
+claim(id="alexnet-params-62m", text="AlexNet has 62M parameters (lesson's AlexNet vs VGG-16 table)",
+      source=LESSON, quote="Parameters62M138M", lecture_value=62_000_000, lecture_text="62M", unit="parameters",
+      tolerance=0.5 / 62, note="right if the count rounds to 62M; the paper's two-tower net (grouped CONV2/4/5) "
+                               "has 61.0M and torchvision's single-tower variant 61.1M, neither of which does",
+      method="alexnet_paper(towers=1): the 2019 slides' simplified 227-px layer list, no two-GPU split "
+             "(biases included)",
+      explanation="the slides' simplified AlexNet does not have 62M parameters")(alexnet_simplified_params)
+
+
+@claim(id="alexnet-gpu-split", text="AlexNet's CONV1 output is split across 2 GPUs, 55x55x48 on each",
+       source=SLIDES_2019, quote="[55x55x48] x 2", lecture_value=(55, 55, 48, 2), lecture_text="[55x55x48] x 2",
+       unit="HxWxC x GPUs", tolerance=0,
+       method="alexnet_paper: CONV1's traced output, its maps divided among CONV2's groups (one per GPU)")
+def _alexnet_gpu_split():
+    height, width, maps = hwc(_alexnet_rows()[_ALEXNET_ROW["conv1"]].output_shape)
+    conv2 = [m for m in zoo_model("alexnet_paper").features if isinstance(m, nn.Conv2d)][1]
+    towers = conv2.groups  # CONV2 sees only the maps on its own GPU
+    return (height, width, maps // towers, towers)
+
+
+@claim(id="alexnet-filter-sizes", text="AlexNet's filters are 11x11, then 5x5, then 3x3", source=LESSON,
+       quote="Filter sizes11×11, 5×5, 3×3All 3×3", lecture_value=(11, 5, 3), lecture_text="11×11, 5×5, 3×3",
+       unit="kernel sizes, in order", tolerance=0,
+       method="alexnet_paper: the distinct kernel sizes of its Conv2d layers, in network order")
+def _alexnet_filter_sizes():
+    return distinct_kernel_sizes(zoo_model("alexnet_paper"))
 
 
 @claim(id="alexnet-conv1-filters-torchvision",
@@ -126,3 +155,10 @@ def _zfnet_conv1():
 def _zfnet_conv345():
     convs = [m for m in zoo_model("zfnet").features if isinstance(m, nn.Conv2d)]
     return tuple(c.out_channels for c in convs[2:5])
+
+
+@claim(id="zfnet-layers", text="ZFNet, the ILSVRC'13 winner, has 8 weight layers (lesson's ImageNet table)",
+       source=LESSON, quote="2013ZFNet811.7%", lecture_value=8, unit="weight layers", tolerance=0,
+       method="zfnet: Conv2d + Linear modules")
+def _zfnet_layers():
+    return sum(weight_layer_counts(zoo_model("zfnet")))

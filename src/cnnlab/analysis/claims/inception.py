@@ -86,6 +86,49 @@ def _inception_reduced_shape():
     return out_shape(_reduced_inception(), _INCEPTION_INPUT)
 
 
+@claim(id="inception-1x1-128-shape", text="The naive module's 1x1 conv with 128 filters outputs 28x28x128",
+       source=SLIDES_2019, quote="Q1: What is the output size of the 1x1 conv, with 128 filters? 28x28x128",
+       lecture_value=(28, 28, 128), unit="HxWxC", tolerance=0,
+       method="NaiveInceptionModule(256, 128, 192, 96).branch1: traced output on 1x256x28x28")
+def _inception_1x1_128_shape():
+    return out_shape(_naive_inception().branch1, _INCEPTION_INPUT)
+
+
+@claim(id="inception-naive-branch-shapes",
+       text="The naive module's four branches output 28x28x128, 28x28x192, 28x28x96 and 28x28x256",
+       source=SLIDES_2019, quote="28x28x128 28x28x192 28x28x96 28x28x256",
+       lecture_value=(28, 28, 128, 28, 28, 192, 28, 28, 96, 28, 28, 256),
+       lecture_text="28x28x128 28x28x192 28x28x96 28x28x256", unit="H, W, C of each branch", tolerance=0,
+       method="NaiveInceptionModule(256, 128, 192, 96): traced outputs of branch1 (1x1), branch2 (3x3), "
+              "branch3 (5x5), branch4 (3x3 max pool) on 1x256x28x28")
+def _inception_naive_branch_shapes():
+    module = _naive_inception()
+    branches = (module.branch1, module.branch2, module.branch3, module.branch4)
+    return tuple(v for branch in branches for v in out_shape(branch, _INCEPTION_INPUT))
+
+
+# The 2019 slides' reminder of what a 1x1 conv does: 56x56x64 in, 32 filters.
+
+def _reminder_1x1() -> nn.Module:
+    return on_meta(lambda: nn.Conv2d(64, 32, kernel_size=1, bias=False))
+
+
+@claim(id="conv1x1-reminder-shape", text="A 1x1 conv with 32 filters turns 56x56x64 into 56x56x32",
+       source=SLIDES_2019, quote="1x1 CONV with 32 filters 32 56", lecture_value=(56, 56, 32), unit="HxWxC",
+       tolerance=0, method="Conv2d(64, 32, 1): traced output on 1x64x56x56")
+def _conv1x1_reminder_shape():
+    return out_shape(_reminder_1x1(), (64, 56, 56))
+
+
+@claim(id="conv1x1-reminder-filter", text="Each of those filters is 1x1x64: a 64-dimensional dot product",
+       source=SLIDES_2019, quote="each filter has size 1x1x64, and performs a 64-dimensional dot product",
+       lecture_value=64, unit="weights per filter (one output value)", tolerance=0,
+       method="Conv2d(64, 32, 1): weight.numel() / out_channels")
+def _conv1x1_reminder_filter():
+    conv = _reminder_1x1()
+    return conv.weight.numel() // conv.out_channels
+
+
 @claim(id="inception-5x5-256-weights", text="A 5x5 conv from 256 to 256 channels needs about 1.6M weights",
        source=LESSON, quote="5×5×256×256 ≈ 1.6M parameters", lecture_value=1_600_000, lecture_text="1.6M",
        unit="weights", tolerance=0.05, note="the lesson rounds to two significant figures",
@@ -163,7 +206,7 @@ def _register_googlenet_ratios() -> None:
         ("alexnet", "alexnet_paper", "GoogLeNet has 12x fewer parameters than AlexNet", SLIDES_2019,
          "12x less than AlexNet", 12, "12x", "'12x' is a round ratio",
          "12x is the lecture's 60M / 5M; with the networks' real counts (61.0M vs 7.0M, or "
-         "torchvision's 61.1M vs 6.6M) AlexNet has about 9x more"),
+         "torchvision's 61.1M vs 6.6M; the slides' simplified 62.4M AlexNet too) AlexNet has about 9x more"),
         ("vgg", "vgg16", "GoogLeNet is about 35x smaller than VGG", PRACTICE,
          "roughly thirty-five times smaller", 35, "~35x", "'roughly thirty-five' is a round ratio",
          "35x is 140M / 4M; VGG-16's 138.4M over GoogLeNet's 7.0M is about 20x (21x for "

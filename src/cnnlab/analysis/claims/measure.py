@@ -67,17 +67,34 @@ def out_shape(module: nn.Module, input_size: tuple[int, int, int]) -> tuple[int,
 def weight_layer_counts(model: nn.Module) -> tuple[int, int]:
     """(conv layers, fully connected layers) on the main path, the way papers count depth.
 
-    Projection shortcuts (``downsample``) are not counted, as the ResNet paper does not.
+    Side branches are not counted: projection shortcuts (``downsample``), as the ResNet
+    paper does not, and squeeze-and-excitation units (``se``), as the SENet paper does not.
     """
     convs = fcs = 0
     for name, module in model.named_modules():
-        if "downsample" in name.split("."):
+        if {"downsample", "se"} & set(name.split(".")):
             continue
         if isinstance(module, nn.Conv2d):
             convs += 1
         elif isinstance(module, nn.Linear):
             fcs += 1
     return convs, fcs
+
+
+def distinct_kernel_sizes(module: nn.Module, types: tuple[type, ...] = (nn.Conv2d,)) -> tuple[int, ...]:
+    """The kernel sizes (side) of a module's layers of the given types, each once, in network order."""
+    sizes: list[int] = []
+    for layer in module.modules():
+        if isinstance(layer, types):
+            size = first(layer.kernel_size)
+            if size not in sizes:
+                sizes.append(size)
+    return tuple(sizes)
+
+
+def first(value) -> int:
+    """A kernel size, stride or padding as one int: layers store an int or an (h, w) pair."""
+    return int(value if isinstance(value, int) else value[0])
 
 
 def longest_weight_path(module: nn.Module) -> int:

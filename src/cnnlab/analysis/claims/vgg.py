@@ -13,7 +13,8 @@ from torch import nn
 
 from ..receptive_field import receptive_field, stacked_receptive_field
 from .core import LESSON, PRACTICE, SLIDES_2019, claim, claims_of_one_number
-from .measure import conv_weights, layers_of, on_meta, param_count, weight_layer_counts, zoo_model, zoo_summary
+from .measure import (conv_weights, distinct_kernel_sizes, first, layers_of, on_meta, param_count,
+                      weight_layer_counts, zoo_model, zoo_summary)
 
 
 # The table's rows: the input, then every conv / pool / FC layer in order (VGG paper names).
@@ -174,6 +175,34 @@ def _vgg_depths():
        tolerance=0, method="vgg16: Conv2d and Linear modules")
 def _vgg16_layers():
     return weight_layer_counts(zoo_model("vgg16"))
+
+
+def _unique(values: list[tuple[int, ...]]) -> tuple[int, ...]:
+    # One tuple when every layer shares it; every layer's values otherwise, so a stray layer shows.
+    return values[0] if len(set(values)) == 1 else tuple(v for value in values for v in value)
+
+
+@claim(id="vgg16-conv-geometry", text="Every VGG-16 conv is 3x3 with stride 1 and pad 1", source=SLIDES_2019,
+       quote="Only 3x3 CONV stride 1, pad 1", lecture_value=(3, 1, 1), lecture_text="3x3, stride 1, pad 1",
+       unit="kernel, stride, pad", tolerance=0, method="vgg16: kernel, stride and padding of all 13 Conv2d layers")
+def _vgg16_conv_geometry():
+    return _unique([(first(m.kernel_size), first(m.stride), first(m.padding))
+                    for m in zoo_model("vgg16").modules() if isinstance(m, nn.Conv2d)])
+
+
+@claim(id="vgg16-pool-geometry", text="Every VGG-16 max pool is 2x2 with stride 2", source=SLIDES_2019,
+       quote="and 2x2 MAX POOL stride 2", lecture_value=(2, 2), lecture_text="2x2, stride 2", unit="kernel, stride",
+       tolerance=0, method="vgg16: kernel and stride of all 5 MaxPool2d layers")
+def _vgg16_pool_geometry():
+    return _unique([(first(m.kernel_size), first(m.stride))
+                    for m in zoo_model("vgg16").modules() if isinstance(m, nn.MaxPool2d)])
+
+
+@claim(id="vgg16-filter-sizes", text="VGG-16's filters are all 3x3 (lesson's AlexNet vs VGG-16 table)",
+       source=LESSON, quote="Filter sizes11×11, 5×5, 3×3All 3×3", lecture_value=(3,), lecture_text="All 3×3",
+       unit="kernel sizes, in order", tolerance=0, method="vgg16: the distinct kernel sizes of its Conv2d layers")
+def _vgg16_filter_sizes():
+    return distinct_kernel_sizes(zoo_model("vgg16"))
 
 
 # --- why 3x3: three stacked 3x3 convs vs one 7x7 ---------------------------------------
