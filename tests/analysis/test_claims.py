@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from cnnlab.analysis import claims as claims_module
 from cnnlab.analysis.claims import (
@@ -132,7 +133,8 @@ _SEPARABLE = 9 * 256 + 256 * 256
 
 # Published parameter counts of torchvision's models (its documentation's "params" column).
 _TORCHVISION_PARAMS = {"resnext50_32x4d": 25_028_904, "densenet121": 7_978_856, "mobilenet_v2": 3_504_872,
-                       "efficientnet_b0": 5_288_548, "efficientnet_b7": 66_347_960, "convnext_tiny": 28_589_128}
+                       "efficientnet_b0": 5_288_548, "efficientnet_b7": 66_347_960, "convnext_tiny": 28_589_128,
+                       "swin_t": 28_288_354}
 
 
 def _se_resnet50_params() -> int:
@@ -149,6 +151,45 @@ def _mobilenet_v1_params() -> int:
     for c_in, c_out in zip(widths, widths[1:]):
         total += 9 * c_in + 2 * c_in + c_in * c_out + 2 * c_out
     return total + 1024 * 1000 + 1000
+
+
+def _resnet50_macs() -> int:
+    """ResNet-50's multiply-adds at 224x224 (stride on the 3x3 conv, as torchvision), by hand."""
+    total = 112 * 112 * 7 * 7 * 3 * 64
+    inplanes = 64
+    for planes, blocks, size in ((64, 3, 56), (128, 4, 28), (256, 6, 14), (512, 3, 7)):
+        for i in range(blocks):
+            size_in = size * 2 if (i == 0 and planes != 64) else size
+            total += size_in * size_in * inplanes * planes + size * size * 9 * planes * planes
+            total += size * size * planes * 4 * planes
+            if i == 0:
+                total += size * size * inplanes * 4 * planes  # projection shortcut
+            inplanes = 4 * planes
+    return total + 2048 * 1000
+
+
+_RESNET50_MACS = _resnet50_macs()
+# An SE unit's two 1x1 convs on the pooled 1x1 map: C -> C/16 -> C, in each of the 16 blocks.
+_SE_MACS = sum(blocks * 2 * (4 * p) * (4 * p // 16) for p, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)))
+
+
+def _efficientnet_flops_per_phi(steps: int = 3) -> float:
+    # PyTorch's own FLOP counter (2 per multiply-add), not cnnlab's tracer, on the compound-scaled nets.
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cnnlab import create_model
+    from cnnlab.models.efficientnet import scaling_for
+
+    def flops(phi: int) -> int:
+        size = scaling_for(phi, "compound").resolution
+        with torch.device("meta"):
+            model = create_model(f"efficientnet_b{phi}", scaling="compound").eval()
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(torch.zeros(1, 3, size, size, device="meta"))
+        return counter.get_total_flops()
+
+    return (flops(steps) / flops(0)) ** (1 / steps)
 
 
 EXPECTED = {
@@ -231,6 +272,15 @@ EXPECTED = {
     "bottleneck-example-direct": _DIRECT_5X5,
     "bottleneck-example-reduced": _BOTTLENECK_5X5,
     "bottleneck-example-saving": _DIRECT_5X5 / _BOTTLENECK_5X5,
+    "inception-naive-1x1-ops": 28 * 28 * 128 * 1 * 1 * 256,
+    "inception-naive-3x3-ops": 28 * 28 * 192 * 3 * 3 * 256,
+    "inception-naive-5x5-ops": 28 * 28 * 96 * 5 * 5 * 256,
+    "conv1x1-per-position": 256 * 64,
+    "bottleneck-5x5-on-64": (5 * 5 * 256 * 256) / (5 * 5 * 64 * 256),
+    "bottleneck-example-1x1-weights": 256 * 32,
+    "bottleneck-example-1x1-macs": 28 * 28 * 256 * 32,
+    "bottleneck-example-5x5-weights": 5 * 5 * 32 * 128,
+    "bottleneck-example-5x5-macs": 28 * 28 * 5 * 5 * 32 * 128,
     "googlenet-params-5m": _GOOGLENET_PARAMS,
     "googlenet-params-4m": _GOOGLENET_PARAMS,
     "googlenet-vs-alexnet": _alexnet_paper_params() / _GOOGLENET_PARAMS,
@@ -295,6 +345,19 @@ EXPECTED = {
     "efficientnet-constraint": 1.2 * 1.1**2 * 1.15**2,
     "efficientnet-b7-params": _TORCHVISION_PARAMS["efficientnet_b7"],
     "convnext-t-params": _TORCHVISION_PARAMS["convnext_tiny"],
+    "resnext-vs-bottleneck": 32 * (256 * 4 + 9 * 4 * 4 + 4 * 256) / _RESNET_BOTTLENECK,
+    "se-squeeze-width": 512 // 16,
+    "se-cost-macs": (_RESNET50_MACS + _SE_MACS) / _RESNET50_MACS,
+    "se-cost-params": _se_resnet50_params() / _RESNET_PARAMS[50],
+    "separable-cost-formula": (3 * 3 * 32 + 32 * 64, 3 * 3 * 32 * 64),
+    "separable-saving-cout-over-9": 9 * 256 * 256 / _SEPARABLE,
+    "separable-saving-8-9x": (9 * 256 * 256 / _SEPARABLE, 14 * 14 * 9 * 256 * 256 / (14 * 14 * _SEPARABLE)),
+    "swin-t-params": _TORCHVISION_PARAMS["swin_t"],
+    "efficientnet-flops-per-phi": _efficientnet_flops_per_phi(),
+    "vgg16-memory-early-conv": (2 * 224 * 224 * 64 + 112 * 112 * 64 + 2 * 112 * 112 * 128 + 56 * 56 * 128)
+                               / _VGG16_MEMORY,
+    "vgg16-params-late-fc": sum(i * o for i, o in _VGG16_FCS)
+                            / (sum(9 * i * o for _, i, o in _VGG16_CONVS) + sum(i * o for i, o in _VGG16_FCS)),
 }
 
 
@@ -419,3 +482,11 @@ def test_which_alexnet_is_meant_decides_the_verdict(results):
     assert results["alexnet-params-62m"].verdict == "agrees"
     assert results["timeline-alexnet-paper-params"].verdict == "agrees"
     assert results["alexnet-params-60m"].verdict == "agrees"
+
+
+def test_rounded_terms_do_not_make_an_exact_total(results):
+    # 86.4M is 6.4M + 80M, the terms as the lesson rounds them; the exact terms add to 86.7M.
+    assert round(_BOTTLENECK_5X5 / 1e5) / 10 == 86.7
+    assert round(28 * 28 * 256 * 32 / 1e5) / 10 + round(28 * 28 * 25 * 32 * 128 / 1e6) == pytest.approx(86.4)
+    assert results["bottleneck-example-reduced"].verdict == "differs"
+    assert results["bottleneck-example-1x1-macs"].verdict == results["bottleneck-example-5x5-macs"].verdict == "agrees"

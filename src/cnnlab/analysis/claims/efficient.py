@@ -264,3 +264,79 @@ def _convnext_one_norm():
 def _convnext_patchify_stem():
     conv = next(m for m in zoo_model("convnext_tiny").features[0].modules() if isinstance(m, nn.Conv2d))
     return (first(conv.kernel_size), first(conv.stride))
+
+
+# --- the general cost of a depthwise separable conv --------------------------------------
+
+_SEPARABLE_COST = "Total cost: 9Cin + Cin×Cout vs. 9×Cin×Cout for standard conv."
+_SEPARABLE_SAVING = "Savings: roughly Cout/9 — about 8–9× fewer parameters and FLOPs."
+_C_IN, _C_OUT = 32, 64  # MobileNet's first separable layer: different widths keep Cin and Cout apart
+
+
+@claim(id="separable-cost-formula", text="A separable 3x3 conv has 9Cin + Cin x Cout weights, a standard one "
+       "9 x Cin x Cout (at Cin = 32, Cout = 64)", source=LESSON, quote=_SEPARABLE_COST,
+       lecture_value=(9 * _C_IN + _C_IN * _C_OUT, 9 * _C_IN * _C_OUT),
+       lecture_text="9Cin + Cin×Cout, 9×Cin×Cout", unit="separable, standard weights", tolerance=0,
+       method="DepthwiseSeparableConv(32, 64) and Conv2d(32, 64, 3): conv weights (BN not counted)")
+def _separable_cost_formula():
+    from ...layers import DepthwiseSeparableConv
+
+    separable = conv_weights(on_meta(lambda: DepthwiseSeparableConv(_C_IN, _C_OUT)))
+    standard = conv_weights(on_meta(lambda: nn.Conv2d(_C_IN, _C_OUT, 3, padding=1, bias=False)))
+    return (separable, standard)
+
+
+@claim(id="separable-saving-cout-over-9", text="A separable conv saves roughly Cout/9 (lesson's worked example, "
+       "Cout = 256)", source=LESSON, quote=_SEPARABLE_SAVING, lecture_value=256 / 9, lecture_text="Cout/9 = 28.4",
+       unit="times fewer weights", tolerance=0.1, note="'roughly': within 10%",
+       method="Conv2d(256, 256, 3) weights / DepthwiseSeparableConv(256, 256) weights",
+       explanation="the separable conv costs 9Cin + Cin×Cout, i.e. 1/Cout + 1/9 of the standard conv (the "
+                   "MobileNet paper's ratio), so the saving is 9·Cout/(Cout + 9): it approaches 9 as Cout grows and "
+                   "is never Cout/9; the lesson's own '8–9×' and its 8.7× example are right")
+def _separable_saving_cout_over_9():
+    return _separable_saving()
+
+
+@claim(id="separable-saving-8-9x", text="A separable conv has about 8-9x fewer parameters and FLOPs "
+       "(256 -> 256 channels on 14x14)", source=LESSON, quote=_SEPARABLE_SAVING, lecture_value=(8.5, 8.5),
+       lecture_text="8–9×, 8–9×", unit="times fewer weights, times fewer multiply-adds", tolerance=0.5 / 8.5,
+       note="'8–9×': any ratio from 8 to 9 agrees",
+       method="Conv2d(256, 256, 3) / DepthwiseSeparableConv(256, 256): conv weights, and traced MACs on 14x14x256")
+def _separable_saving_8_9x():
+    return (_separable_saving(), _standard_3x3_macs() / _separable_macs())
+
+
+# --- EfficientNet: FLOPs per step of phi ---------------------------------------------------
+
+def _compound_macs(phi: int) -> int:
+    """Traced MACs of EfficientNet-B``phi`` built by the exact compound rule, at the rule's resolution."""
+    from ...models.efficientnet import scaling_for
+
+    size = scaling_for(phi, "compound").resolution
+    return summarize(zoo_model(f"efficientnet_b{phi}", scaling="compound"), (3, size, size)).total_macs
+
+
+_EFFICIENTNET_STEPS = 3
+
+
+@claim(id="efficientnet-flops-per-phi", text="Under compound scaling FLOPs roughly double per unit increase in phi",
+       source=LESSON, quote="The constraint ensures FLOPs roughly double per unit increase in φ.", lecture_value=2.0,
+       lecture_text="roughly 2×", unit="FLOPs factor per unit of phi", tolerance=0.1, note="'roughly': within 10%",
+       method=f"efficientnet_b0 .. b{_EFFICIENTNET_STEPS}(scaling='compound') at 224 x 1.15^phi: traced MACs, "
+              f"(MACs(B{_EFFICIENTNET_STEPS}) / MACs(B0))^(1/{_EFFICIENTNET_STEPS}); the released B1-B7 use smaller "
+              "multipliers than the rule",
+       explanation="the traced multiply-adds of the compound-scaled nets do not grow about 2x per step of phi")
+def _efficientnet_flops_per_phi():
+    return (_compound_macs(_EFFICIENTNET_STEPS) / _compound_macs(0)) ** (1 / _EFFICIENTNET_STEPS)
+
+
+@claim(id="swin-t-params", text="Swin Transformer-T has 29M parameters", source=LESSON,
+       quote="matches Swin Transformer-T (29M params)", lecture_value=29_000_000, lecture_text="29M",
+       unit="parameters", tolerance=0.5 / 29, note="right if the count rounds to 29M",
+       method="torchvision.models.swin_t() on the meta device: all parameters (the zoo has no transformers)",
+       explanation="Swin-T has 28.3M parameters (its paper and the ConvNeXt paper's table say 28M); 29M is "
+                   "ConvNeXt-T's count (28.6M) rounded, given to both")
+def _swin_t_params():
+    from torchvision.models import swin_t
+
+    return param_count(on_meta(lambda: swin_t()))

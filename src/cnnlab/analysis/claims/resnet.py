@@ -284,3 +284,47 @@ def _resnext_path_weights():
        method="se_resnet152: Conv2d + Linear modules on the main path (SE units and projections not counted)")
 def _senet_depth():
     return _depth("se_resnet152")
+
+
+# --- what ResNeXt's paths and SE's attention cost -----------------------------------------
+
+@claim(id="resnext-vs-bottleneck", text="The ResNeXt block costs about what a ResNet bottleneck does (70,144 vs 69,632)",
+       source=LESSON, quote="This is similar in cost to a standard ResNet bottleneck (69,632)", lecture_value=1.0,
+       lecture_text="similar", unit="ResNeXt block / bottleneck weights", tolerance=0.01,
+       note="'similar' read as within 1%",
+       method="Bottleneck(256, 64, groups=32, base_width=4) conv weights / Bottleneck(256, 64) conv weights",
+       explanation="the two blocks' weights are not within 1% of each other")
+def _resnext_vs_bottleneck():
+    return _resnext_block_weights() / _resnet_bottleneck_weights()
+
+
+@claim(id="se-squeeze-width", text="An SE block on 512 channels with r = 16 squeezes them to 512/16 = 32",
+       source=LESSON, quote="Excite: FC 512 → 32 (ReLU) → FC 32 → 512 (sigmoid)", lecture_value=32,
+       unit="channels", tolerance=0, method="cnnlab.layers.SqueezeExcite(512, reduction=16): fc1.out_channels")
+def _se_squeeze_width():
+    from ...layers import SqueezeExcite
+
+    return on_meta(lambda: SqueezeExcite(512, reduction=16)).fc1.out_channels
+
+
+_SE_NEGLIGIBLE = "The cost is negligible: two small FC layers (reduction ratio r=16) per block."
+
+
+@claim(id="se-cost-macs", text="SE blocks add a negligible cost: SE-ResNet-50's multiply-adds against ResNet-50's",
+       source=LESSON, quote=_SE_NEGLIGIBLE, lecture_value=1.0, lecture_text="negligible",
+       unit="SE-ResNet-50 / ResNet-50 multiply-adds", tolerance=0.01, note="'negligible' read as within 1%",
+       method="se_resnet50 / resnet50: traced MACs at 224x224 (the SE units run on 1x1 pooled maps)",
+       explanation="the SE units add more than 1% to ResNet-50's multiply-adds")
+def _se_cost_macs():
+    return zoo_summary("se_resnet50").total_macs / zoo_summary("resnet50").total_macs
+
+
+@claim(id="se-cost-params", text="SE blocks add a negligible cost: SE-ResNet-50's parameters against ResNet-50's",
+       source=LESSON, quote=_SE_NEGLIGIBLE, lecture_value=1.0, lecture_text="negligible",
+       unit="SE-ResNet-50 / ResNet-50 parameters", tolerance=0.01, note="'negligible' read as within 1%",
+       method="se_resnet50 / resnet50: all parameters",
+       explanation="in parameters the cost is not negligible: the SE units of the 16 blocks add about 10% to "
+                   "ResNet-50 (2.5M; the SENet paper says the same), most of it in the last stage's 2048-channel "
+                   "blocks; in multiply-adds they add almost nothing")
+def _se_cost_params():
+    return zoo_summary("se_resnet50").total_params / zoo_summary("resnet50").total_params

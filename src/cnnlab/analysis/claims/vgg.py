@@ -205,6 +205,37 @@ def _vgg16_filter_sizes():
     return distinct_kernel_sizes(zoo_model("vgg16"))
 
 
+# "Most memory is in early CONV, most params are in late FC": shares of the table's own
+# columns. "Most" is read as more than half, i.e. a share between 0.5 and 1 (0.75 +- 1/3).
+_EARLY_ROWS = ("conv1_1", "conv1_2", "pool1", "conv2_1", "conv2_2", "pool2")
+_FC_ROWS = ("fc6", "fc7", "fc8")
+
+
+def _share(rows: tuple[str, ...], column: int) -> float:
+    table = _vgg16_rows()  # every row of the table, the input and all 21 layers
+    return sum(table[row][column] for row in rows) / sum(values[column] for values in table.values())
+
+
+@claim(id="vgg16-memory-early-conv", text="Most of VGG-16's forward memory is in the early convs (blocks 1-2)",
+       source=SLIDES_2019, quote="Most memory is in early CONV", lecture_value=0.75, lecture_text="most (> 1/2)",
+       unit="share of the table's memory", tolerance=1 / 3,
+       note="'most' read as more than half: any share from 0.5 to 1 agrees",
+       method="vgg16: values output by conv1_1 .. pool2 (the first two of five blocks) / the table's 22 rows",
+       explanation="the first two blocks do not hold most of the forward memory")
+def _vgg16_memory_early_conv():
+    return _share(_EARLY_ROWS, 0)
+
+
+@claim(id="vgg16-params-late-fc", text="Most of VGG-16's parameters are in the late FC layers", source=SLIDES_2019,
+       quote="Most params are in late FC", lecture_value=0.75, lecture_text="most (> 1/2)",
+       unit="share of the weights", tolerance=1 / 3,
+       note="'most' read as more than half: any share from 0.5 to 1 agrees",
+       method="vgg16: weights of fc6, fc7, fc8 / weights of all 16 layers (biases not counted, as the table)",
+       explanation="the FC layers do not hold most of the weights")
+def _vgg16_params_late_fc():
+    return _share(_FC_ROWS, 1)
+
+
 # --- why 3x3: three stacked 3x3 convs vs one 7x7 ---------------------------------------
 
 def _three_3x3(channels: int, count: int = 3) -> nn.Sequential:
