@@ -45,6 +45,14 @@ VERDICTS = {
     "dropout-drop-probability": "agrees",
     "dropout-inverted-scale": "agrees",
     "dropout-expected-output": "agrees",
+    "dropout-test-scale": "agrees",
+    "dropout-mask-count": "agrees",
+    "bn-identity": "agrees",
+    "bn-epsilon": "agrees",
+    "bn-batch-of-one": "agrees",
+    "bn2d-batch-of-one": "differs",
+    "gelu-definition": "agrees",
+    "residual-gradient-paths": "agrees",
     "initial-loss-ln-c": "agrees",
     "init-small-vanish": "agrees",
     "init-large-blowup": "agrees",
@@ -72,6 +80,7 @@ def test_verdicts(results):
     assert {i: r.verdict for i, r in results.items()} == VERDICTS
     assert "0.11 and 1.89" in results["bn-example-y"].reason
     assert "sums to 0.99" in results["label-smoothing-soft-labels"].reason
+    assert "its own 64 positions" in results["bn2d-batch-of-one"].reason
 
 
 # --- batch normalisation ------------------------------------------------------------------
@@ -107,6 +116,66 @@ def test_dropout_example_other_rate_and_caller_random_state_untouched():
     assert abs(example.dropped - 0.2) < 0.01
     assert example.survivor_value == pytest.approx(1 / 0.8)
     assert abs(example.train_mean - 1.0) < 0.01
+
+
+# --- dropout: plain dropout's test-time scale, the number of masks ------------------------
+
+def test_plain_dropout_keeps_one_minus_p(results):
+    example = dropout_example(p=0.2)
+    kept = 1 - example.dropped  # share of non-zero outputs
+    assert results["dropout-test-scale"].computed == pytest.approx(kept, rel=1e-9)
+    assert abs(kept - (1 - 0.2)) < 0.005
+
+
+def test_dropout_mask_count_has_1233_digits(results):
+    # 2^4096 written out has 1234 digits: 10^1233 <= 2^4096 < 10^1234.
+    assert len(str(2 ** 4096)) - 1 == 1233
+    assert int(results["dropout-mask-count"].computed) == len(str(2 ** 4096)) - 1
+    assert claims_module.dropout_units("alexnet_paper") == 4096
+
+
+# --- batch norm: the identity, epsilon, a batch of one ------------------------------------
+
+def test_bn_with_gamma_sigma_beta_mu_gives_back_the_input(results):
+    by_hand = (_X - _MEAN) * np.sqrt(_VARIANCE) / np.sqrt(_VARIANCE + 1e-5) + _MEAN
+    assert results["bn-identity"].computed == pytest.approx(tuple(by_hand), rel=1e-12)
+    assert np.abs(by_hand - _X).max() < 1e-5 * _X.max()
+    assert results["bn-epsilon"].computed == 1e-5
+
+
+def test_a_batch_of_one(results):
+    over_n = claims_module.batch_of_one("BatchNorm1d")
+    assert over_n.refused and over_n.values_per_channel == 1
+    assert results["bn-batch-of-one"].computed == 0.0
+    # BatchNorm2d averages each map over its 8 x 8 positions: the numpy variance of the same draws.
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
+    assert results["bn2d-batch-of-one"].computed == pytest.approx(x.var(axis=(0, 2, 3)).mean(), rel=1e-9)
+    assert not claims_module.batch_of_one("BatchNorm2d").refused
+    with pytest.raises(CnnlabError):
+        claims_module.batch_of_one("LayerNorm")
+
+
+# --- GELU and residual paths ----------------------------------------------------------------
+
+def _normal_cdf(x: float, steps: int = 20_000) -> float:
+    # Simpson's rule on the standard normal density from -12 (where the tail is ~1e-33) to x.
+    a = -12.0
+    h = (x - a) / steps
+    f = [math.exp(-(a + i * h) ** 2 / 2) / math.sqrt(2 * math.pi) for i in range(steps + 1)]
+    return h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
+
+
+def test_gelu_is_x_times_the_normal_cdf(results):
+    expected = tuple(_normal_cdf(x) for x in (-2.0, -1.0, 1.0, 2.0))
+    assert results["gelu-definition"].computed == pytest.approx(expected, rel=1e-9)
+
+
+def test_residual_paths_double_with_each_block(results):
+    blocks, paths = claims_module.residual_gradient_paths()
+    assert blocks == (20 - 2) // 2  # ResNet-20: 6n + 2 layers, n = 3 blocks in each of 3 stages
+    assert paths == results["residual-gradient-paths"].computed == 2 ** blocks
+    # A plain net has one path: nothing to expand.
+    assert claims_module.residual_gradient_paths("plain20") == (9, 1)
 
 
 # --- initial loss -------------------------------------------------------------------------
@@ -215,3 +284,4 @@ def test_cli_figures_flag_writes_the_png_and_prints_the_study(tmp_path, capsys, 
     (tmp_path / "file").write_text("not a directory")
     assert main(["claims", "--figures", str(tmp_path / "file")]) == 2
     assert "must be a directory" in capsys.readouterr().err
+

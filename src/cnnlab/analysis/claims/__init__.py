@@ -58,7 +58,16 @@ from .initialization import (
     write_claim_figures,
 )
 from .label_smoothing import LabelSmoothingExample, label_smoothing_example, smoothed_targets
-from .training_layers import BatchNormExample, DropoutExample, batchnorm_example, dropout_example
+from .training_layers import (
+    BatchNormExample,
+    BatchOfOne,
+    DropoutExample,
+    batch_of_one,
+    batchnorm_example,
+    dropout_example,
+    dropout_units,
+    residual_gradient_paths,
+)
 
 ARCHITECTURE_TOPICS = (basics, alexnet, vgg, inception, resnet, efficient, lenet)
 TRAINING_TOPICS = (training_layers, initialization, label_smoothing)
@@ -99,7 +108,11 @@ __all__ = [
     "label_smoothing_example",
     "smoothed_targets",
     "BatchNormExample",
+    "BatchOfOne",
     "DropoutExample",
+    "batch_of_one",
     "batchnorm_example",
     "dropout_example",
+    "dropout_units",
+    "residual_gradient_paths",
 ]

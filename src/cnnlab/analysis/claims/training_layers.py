@@ -1,20 +1,26 @@
-"""Claims about the layers that behave differently in training: batch norm's worked example, inverted dropout.
+"""Claims about the layers that behave differently in training, and the gradient through residual blocks.
 
 The lesson's batch-norm example goes through the BN layer of :func:`cnnlab.layers.get_norm`
-(:func:`batchnorm_example`), dropout through :class:`cnnlab.layers.InvertedDropout`
-(:func:`dropout_example`). Random draws come from a seeded generator inside
-:func:`torch.random.fork_rng`, so a claim's number is the same on every run and checking
-claims never changes the caller's random state.
+(:func:`batchnorm_example`; what gamma and beta can undo, a batch of one:
+:func:`batch_of_one`), dropout through :class:`cnnlab.layers.InvertedDropout`
+(:func:`dropout_example`, :func:`dropout_units`), GELU through the library's activation
+factory, and the paths of the gradient through residual blocks are counted in the autograd
+graph of a ResNet (:func:`residual_gradient_paths`). Random draws come from a seeded
+generator inside :func:`torch.random.fork_rng`, so a claim's number is the same on every run
+and checking claims never changes the caller's random state.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ...errors import CnnlabError
+from ..summary import summarize
 from .core import LESSON, SLIDES_2025, claim
-from .measure import cached_run
+from .measure import cached_run, zoo_model
 
 
 # ======================================================================================
@@ -195,3 +201,211 @@ def _dropout_inverted_scale():
 def _dropout_expected_output():
     example = dropout_example()
     return example.train_mean / example.eval_mean
+
+
+@claim(id="dropout-test-scale", text="Plain (non-inverted) dropout scales outputs by (1 - p) at test time: the "
+       "share of activations a training mask keeps", source=LESSON,
+       quote="At test time, keep all neurons active but multiply outputs by (1−p) to compensate for the missing "
+             "activations.", lecture_value=1 - 0.2, lecture_text="1 − p = 0.8 (p = 0.2)",
+       unit="mean plain-dropout training output / input", tolerance=0.005,
+       note="p = 0.2 rather than 0.5 keeps 1 − p apart from p; 1M Bernoulli draws have a standard error of "
+            "0.0004, the tolerance is 10 of them",
+       method="InvertedDropout(p=0.2) on 1,000,000 ones, seed 0: mean training output with the 1/(1 − p) "
+              "scaling undone (plain dropout's mask average)")
+def _dropout_test_scale():
+    example = dropout_example(p=0.2)
+    return example.train_mean / example.survivor_value
+
+
+@claim(id="dropout-mask-count", text="An FC layer with 4096 units has 2^4096 ~ 10^1233 dropout masks",
+       source=SLIDES_2025, quote="An FC layer with 4096 units has 24096 ~ 101233 possible masks!",
+       lecture_value=1233, lecture_text="2^4096 ~ 10^1233", unit="log10(masks)", tolerance=0.5 / 1233,
+       note="right if log10 of the count rounds to 1233",
+       method="alexnet_paper: the units its first Dropout (after FC6) acts on, traced on the meta device; "
+              "log10(2^units) = units x log10(2)")
+def _dropout_mask_count():
+    return dropout_units("alexnet_paper") * math.log10(2)
+
+
+def dropout_units(model: str) -> int:
+    """How many activations the model's first dropout layer acts on (one image, traced on meta): 2^units masks."""
+    net = zoo_model(model)
+    from ...layers import InvertedDropout
+
+    dropout = next(m for m in net.modules() if isinstance(m, (nn.Dropout, InvertedDropout)))
+    seen: list[int] = []
+    handle = dropout.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0][0].numel()))
+    try:
+        summarize(net)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+# ======================================================================================
+# Batch normalisation: what gamma and beta can undo, its epsilon, a batch of one
+# ======================================================================================
+
+@claim(id="bn-identity", text="With γ = σ_B and β = μ_B, BN gives back its input", source=LESSON,
+       quote="If γ = σB and β = μB, the transform is the identity.", lecture_value=_BN_VALUES,
+       lecture_text="y = x = [2, 4, 6, 8]", unit="outputs", tolerance=1e-5,
+       note="ε = 1e-5 keeps γ = σ_B a hair short of the identity: y − μ = (x − μ)·σ/√(σ² + ε), here off by "
+            "about 1e-6 of x",
+       method=_BN_METHOD + "; output with weight (gamma) = the square root of the batch variance it used and bias "
+              "(beta) = the batch mean it recorded")
+def _bn_identity():
+    batch = batchnorm_example()
+    return batchnorm_example(gamma=math.sqrt(batch.variance), beta=batch.mean).y
+
+
+@claim(id="bn-epsilon", text="BN adds ε = 1e-5 to the variance", source=LESSON,
+       quote="ε ≈ 10−5 prevents division by zero.", lecture_value=1e-5, lecture_text="10⁻⁵", unit="epsilon",
+       tolerance=0, note="a setting, not a computation: the library's BN layer keeps PyTorch's default",
+       method="get_norm('batchnorm', 8).eps")
+def _bn_epsilon():
+    from ...layers import get_norm
+
+    return get_norm("batchnorm", 8).eps
+
+
+@dataclass(frozen=True)
+class BatchOfOne:
+    """What a BN layer in training mode does with a batch of one sample.
+
+    ``variance`` is the batch variance it would normalise each channel with (biased, 1/n
+    over the values it averages: N for BatchNorm1d on N x C, N x H x W for BatchNorm2d),
+    averaged over the channels; ``refused`` says whether PyTorch's layer raised instead.
+    """
+
+    layer: str
+    values_per_channel: int
+    variance: float
+    refused: bool
+
+
+@cached_run
+def batch_of_one(layer: str = "BatchNorm1d", channels: int = 4, size: int = 8, seed: int = 0) -> BatchOfOne:
+    """Run one random sample through BatchNorm1d (N x C: statistics over N alone) or BatchNorm2d (over N, H, W).
+
+    Lecture idea: in training mode BN normalises with the batch's own statistics; over a
+    batch of one, statistics taken over N alone have nothing to average, so the variance
+    is zero. BatchNorm2d also averages over the H x W positions of each map.
+    """
+    from ...layers import get_norm
+
+    generator = torch.Generator().manual_seed(seed)
+    if layer == "BatchNorm1d":
+        x, dims, norm = torch.randn(1, channels, generator=generator, dtype=torch.float64), (0,), nn.BatchNorm1d
+    elif layer == "BatchNorm2d":
+        x = torch.randn(1, channels, size, size, generator=generator, dtype=torch.float64)
+        dims, norm = (0, 2, 3), lambda c, momentum: get_norm("batchnorm", c, momentum=momentum)
+    else:
+        raise CnnlabError(f"batch_of_one knows BatchNorm1d and BatchNorm2d, got {layer!r}")
+    values = math.prod(x.shape[d] for d in dims)
+    bn = norm(channels, momentum=None).double().train()  # momentum=None: running_var = this batch's (unbiased)
+    try:
+        with torch.no_grad():
+            bn(x)
+    except ValueError:  # PyTorch: "Expected more than 1 value per channel when training"
+        # The variance it would have used: over the values it averages, here one per channel.
+        return BatchOfOne(layer, values, float(x.var(dim=dims, correction=0).mean()), refused=True)
+    biased = bn.running_var * (values - 1) / values
+    return BatchOfOne(layer, values, float(biased.mean()), refused=False)
+
+
+_BATCH_OF_ONE = "If you evaluate with batch statistics and a batch size of 1, the variance is zero and everything breaks."
+
+
+@claim(id="bn-batch-of-one", text="BN over the batch alone (BatchNorm1d) sees zero variance in a batch of one",
+       source=LESSON, quote=_BATCH_OF_ONE, lecture_value=0.0, lecture_text="0", unit="batch variance",
+       tolerance=0, note="PyTorch's BatchNorm1d refuses such a batch in training mode ('Expected more than 1 value "
+                         "per channel when training') for exactly this reason",
+       method="nn.BatchNorm1d(4) in training mode on one random 1 x 4 sample (float64): the biased variance over "
+              "the values it averages, one per channel")
+def _bn_batch_of_one():
+    return batch_of_one("BatchNorm1d").variance
+
+
+@claim(id="bn2d-batch-of-one", text="A conv net's BN (BatchNorm2d) in a batch of one still sees a variance",
+       source=LESSON, quote=_BATCH_OF_ONE, lecture_value=0.0, lecture_text="0", unit="batch variance",
+       tolerance=0,
+       method="get_norm('batchnorm', 4) (nn.BatchNorm2d) in training mode on one random 1 x 4 x 8 x 8 sample "
+              "(float64, standard normal): the biased variance it normalised with, from its running_var with "
+              "momentum=None, averaged over the channels",
+       explanation="BatchNorm2d takes its statistics over N, H and W, so with one image it normalises each map "
+                   "over its own 64 positions: the variance is not zero and nothing breaks numerically; what "
+                   "goes wrong is that each image is normalised by its own statistics, not the data set's")
+def _bn2d_batch_of_one():
+    return batch_of_one("BatchNorm2d").variance
+
+
+# ======================================================================================
+# GELU (2025 slides, activation functions)
+# ======================================================================================
+
+_GELU_POINTS = (-2.0, -1.0, 1.0, 2.0)
+
+
+@claim(id="gelu-definition", text="GELU computes x·Φ(x), Φ the standard normal CDF: GELU(x)/x = Φ(x)",
+       source=SLIDES_2025, quote="Computes f(x) = x*Î¦(x)",
+       lecture_value=tuple(0.5 * (1 + math.erf(x / math.sqrt(2))) for x in _GELU_POINTS),
+       lecture_text="Φ(−2), Φ(−1), Φ(1), Φ(2)", unit="GELU(v) / v at v = −2, −1, 1, 2", tolerance=1e-9,
+       note="a definition, checked on the library's GELU; the seed's text shows Φ mis-decoded as 'Î¦'",
+       method="get_activation('gelu') (nn.GELU, exact erf form) on float64 x = [-2, -1, 1, 2]: output / x")
+def _gelu_definition():
+    from ...layers import get_activation
+
+    x = torch.tensor(_GELU_POINTS, dtype=torch.float64)
+    with torch.no_grad():
+        return tuple((get_activation("gelu")(x) / x).tolist())
+
+
+# ======================================================================================
+# Gradient paths through residual blocks (lesson chapter 07)
+# ======================================================================================
+
+@cached_run
+def residual_gradient_paths(model: str = "resnet20", seed: int = 0) -> tuple[int, int]:
+    """(residual blocks, paths from the output back to the input in the autograd graph) of a zoo model.
+
+    Lecture idea: the gradient through L residual blocks is a product of L factors
+    (1 + dF/dx), which expands into 2^L terms, one per path: each block is passed either
+    through its skip connection or through its residual branch. The paths are counted in
+    the graph autograd records for one real forward pass (eval mode, one image).
+    """
+    from ...layers.residual import ResidualBlock
+    from ...registry import create_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = create_model(model).eval()
+    blocks = sum(isinstance(m, ResidualBlock) for m in net.modules())
+    x = torch.zeros(1, *net.pretrained_cfg.input_size, requires_grad=True)
+    with torch.enable_grad():
+        out = net(x)
+    counts: dict = {}
+
+    def paths(node) -> int:
+        # Backward nodes reach the input through their next_functions; x's gradient ends in the
+        # AccumulateGrad node that holds x itself (parameters end in their own).
+        if node is None:
+            return 0
+        if node not in counts:
+            if getattr(node, "variable", None) is x:
+                counts[node] = 1
+            else:
+                counts[node] = sum(paths(child) for child, _ in node.next_functions)
+        return counts[node]
+
+    return blocks, paths(out.grad_fn)
+
+
+@claim(id="residual-gradient-paths", text="The gradient through L residual blocks expands into 2^L paths "
+       "(ResNet-20: L = 9, 512 paths)", source=LESSON,
+       quote="Expanding this product gives 2L terms, each corresponding to a different path through the network.",
+       lecture_value=2 ** 9, lecture_text="2^L = 2^9 = 512", unit="input-to-output paths",
+       tolerance=0, note="the seed's text shows 2^L as '2L' (a lost superscript)",
+       method="resnet20 (9 residual blocks), one forward pass in eval mode: paths from the output's grad_fn to "
+              "the input in the autograd graph")
+def _residual_gradient_paths():
+    return residual_gradient_paths()[1]
