@@ -25,6 +25,8 @@ ALLOWED = {
     "runs": LEAVES | {"data", "device", "layers", "weights"},
     "eval": LEAVES | {"data", "device", "layers", "models", "registry", "runs", "weights"},
     "train": LEAVES | {"data", "device", "eval", "layers", "models", "registry", "runs", "weights"},
+    "explore": LEAVES | {"analysis", "data", "device", "eval", "layers", "models", "registry", "runs", "train",
+                         "weights"},
 }
 # The command line and the package's front door may import anything; anyone may read the version.
 TOP = {"cli", "__init__", "__main__"}

@@ -412,6 +412,13 @@ def cmd_predict(args, console: Console) -> None:
                           highlight=False)
 
 
+def cmd_explore(args, console: Console) -> None:
+    from .explore import serve
+
+    serve(args.host, args.port, runs=args.runs, data=args.data, models=args.models,
+          open_browser=not args.no_browser, announce=lambda line: console.print(escape(line), highlight=False))
+
+
 def _add_recipe_options(parser: argparse.ArgumentParser, recipe_help: str) -> None:
     """The options train, bench, doctor and tune share: a recipe, and the keys that override it."""
     parser.add_argument("--recipe", help=recipe_help)
@@ -591,6 +598,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.set_defaults(run=cmd_predict)
+
+    explore = commands.add_parser("explore", help="the explorer in the browser: the zoo, augmentation, batch "
+                                                  "normalization, gradient flow and runs, computed live")
+    explore.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
+                                                             "machine only)")
+    explore.add_argument("--port", type=int, help="port (default 8231, or the next free one)")
+    explore.add_argument("--runs", default="runs", help="folder of the run folders shown (default runs)")
+    explore.add_argument("--data", help="a folder or archive of images for the augmentation panel, besides the "
+                                        "digits and CIFAR-10")
+    explore.add_argument("--models", help="only these zoo models, comma-separated globs, e.g. 'resnet*,vgg16' "
+                                          "(default: all)")
+    explore.add_argument("--no-browser", dest="no_browser", action="store_true", help="do not open a browser")
+    explore.set_defaults(run=cmd_explore)
     return parser
 
 
