@@ -43,6 +43,7 @@ from .core import (
 # The topic modules, in the order their claims are listed (registration happens at import).
 from . import basics, alexnet, vgg, inception, resnet, efficient, lenet  # architectures
 from . import training_layers, initialization, label_smoothing  # training
+from . import results  # results quoted from papers
 
 from .efficient import TIMELINE, architecture_timeline
 from .initialization import (
@@ -71,6 +72,7 @@ from .training_layers import (
 
 ARCHITECTURE_TOPICS = (basics, alexnet, vgg, inception, resnet, efficient, lenet)
 TRAINING_TOPICS = (training_layers, initialization, label_smoothing)
+RESULTS_TOPICS = (results,)
 
 __all__ = [
     "LESSON",
@@ -92,6 +94,7 @@ __all__ = [
     "register_claim",
     "ARCHITECTURE_TOPICS",
     "TRAINING_TOPICS",
+    "RESULTS_TOPICS",
     "TIMELINE",
     "architecture_timeline",
     "INITIALIZATION_RUNS",
