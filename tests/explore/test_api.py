@@ -59,6 +59,25 @@ def test_models_are_the_zoo_with_its_pareto_frontiers(client):
             assert row[f"pareto_{cost}"] == (not dominated), (cost, row["name"])
 
 
+def test_a_model_that_cannot_be_traced_is_left_out_with_its_reason(client, monkeypatch):
+    import cnnlab.explore.architectures as architectures
+    from cnnlab.errors import CnnlabError
+
+    real = architectures.zoo_table
+
+    def broken(pattern=None, **kwargs):  # a model under construction whose forward fails
+        if pattern is None or "vgg11" in pattern or pattern == "vgg*":
+            raise CnnlabError("vgg11 cannot run on input (3, 224, 224): at layer 'features.0'")
+        return real(pattern, **kwargs)
+
+    monkeypatch.setattr(architectures, "zoo_table", broken)
+    client.app.state.zoo._rows = None
+    data = client.get("/api/models").json()
+    assert "vgg11" not in [row["name"] for row in data["models"]] and len(data["models"]) == 5
+    assert "features.0" in data["skipped"]["vgg11"]
+    assert "cannot be traced" in _error(client.get("/api/models/vgg11"), 400)
+
+
 def test_model_detail_draws_the_real_stages(client):
     detail = client.get("/api/models/resnet20").json()
     assert detail["info"]["paper"]["year"] == 2016

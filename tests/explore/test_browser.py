@@ -182,6 +182,7 @@ def test_batchnorm_panel(site):
     panel = Panel(site, "batchnorm")
     page = panel.page
     assert page.locator("#bn-network").input_value() == "resnet20"
+    assert not page.locator("#bn-shift").is_visible()  # the synthetic draw's controls only for it
     for chart in ("raw", "train", "eval", "single"):
         assert panel.count(f"#bn-hist-{chart} rect.bar") >= 10, chart
     panel.slide("#bn-gamma", 2)

@@ -87,7 +87,7 @@ def create_app(runs: str | Path = "runs", data: str | Path | None = None, models
 
     @app.get("/api/models", summary="The zoo: depth, params, MACs, reference accuracy, year, Pareto frontiers")
     def models_table() -> dict:
-        return {"models": zoo.rows()}
+        return {"models": zoo.rows(), "skipped": zoo.skipped}
 
     @app.get("/api/models/{name}", summary="One model: its metadata, totals and block diagram")
     def model_detail(name: ModelName) -> dict:

@@ -36,18 +36,31 @@ class Zoo:
         if not self.names:
             raise CnnlabError(f"no model matches --models {patterns!r}; run `cnnlab models` to list them")
         self._rows: list[dict] | None = None
+        self.skipped: dict[str, str] = {}  # models that could not be traced, and why
         self._lock = threading.Lock()
 
     def rows(self) -> list[dict]:
         """The zoo table of :func:`cnnlab.analysis.zoo.zoo_table` with each model's Pareto membership."""
         with self._lock:
             if self._rows is None:
-                # One pass over the (disk-cached) zoo table per pattern, not one per model.
-                tables = [zoo_table(p) for p in self.patterns] if self.patterns else [zoo_table()]
-                by_name = {row["name"]: row for table in tables for row in table}
-                rows = [by_name[name] for name in self.names]
-                self._rows = mark_pareto(rows)
+                try:  # one pass over the (disk-cached) zoo table per pattern, not one per model
+                    tables = [zoo_table(p) for p in self.patterns] if self.patterns else [zoo_table()]
+                    by_name = {row["name"]: row for table in tables for row in table}
+                except CnnlabError:
+                    by_name = self._rows_one_by_one()
+                self._rows = mark_pareto([by_name[name] for name in self.names if name in by_name])
             return self._rows
+
+    def _rows_one_by_one(self) -> dict[str, dict]:
+        # A model that cannot be traced (a user's model under construction) is left out with its
+        # reason, rather than taking the whole panel down.
+        rows = {}
+        for name in self.names:
+            try:
+                rows[name] = zoo_table(name)[0]
+            except CnnlabError as error:
+                self.skipped[name] = str(error)
+        return rows
 
     def check(self, name: str) -> str:
         model_info(name)  # an unknown name: CnnlabError with the closest matches
@@ -58,7 +71,9 @@ class Zoo:
     def detail(self, name: str) -> dict:
         """Metadata, totals and the block diagram of one model."""
         self.check(name)
-        row = next(r for r in self.rows() if r["name"] == name)
+        row = next((r for r in self.rows() if r["name"] == name), None)
+        if row is None:
+            raise CnnlabError(f"model {name!r} cannot be traced: {self.skipped.get(name, 'unknown reason')}")
         return {**row, "info": model_info(name).as_dict(), "diagram": block_diagram(name)}
 
 

@@ -175,14 +175,24 @@ function axes(svg, box, x, y, { xfmt = fmt.num, yfmt = fmt.num, xticks = null } 
   s("line", { x1: box.x0, x2: box.x0, y1: box.y0, y2: box.y1 }, axis);
 }
 
-// The legend: one row under the title, left to right.
+// The legend: rows under the title, left to right; legendRows says how many it takes.
+const legendWidth = (label) => 30 + label.length * 6.2;
+function legendRows(entries, width) {
+  let rows = 1, x = 0;
+  for (const [label] of entries) {
+    if (x && x + legendWidth(label) > width) { rows += 1; x = 0; }
+    x += legendWidth(label);
+  }
+  return rows;
+}
 function legend(svg, box, entries) {
   const g = s("g", { class: "legend" }, svg);
-  let x = box.x0;
+  let x = box.x0, y = 30;
   for (const [label, cls] of entries) {
-    s("line", { x1: x, x2: x + 14, y1: 30, y2: 30, class: cls }, g);
-    s("text", { x: x + 17, y: 33 }, g, label);
-    x += 30 + label.length * 6.2;
+    if (x > box.x0 && x + legendWidth(label) > box.x1) { x = box.x0; y += 15; }
+    s("line", { x1: x, x2: x + 14, y1: y, y2: y, class: cls }, g);
+    s("text", { x: x + 17, y: y + 3 }, g, label);
+    x += legendWidth(label);
   }
 }
 
@@ -202,7 +212,14 @@ function scatterChart(container, points, { title, xlabel, ylabel, selected = [],
       class: `point${p.pareto ? " pareto" : ""}${selected.includes(p.name) ? " selected" : ""}`, "data-name": p.name }, svg);
     s("title", {}, dot, `${p.name}: ${fmt.pct(p.y)}% at ${fmt.human(p.x)}${p.pareto ? " (Pareto frontier)" : ""}`);
     if (onClick) dot.addEventListener("click", () => onClick(p.name));
-    if (p.pareto) s("text", { x: x(p.x) + 6, y: y(p.y) - 5, class: "label" }, svg, p.name);
+  }
+  // Names of the frontier's models, where they do not cover one another.
+  const placed = [];
+  for (const p of frontier) {
+    const lx = Math.min(x(p.x) + 6, box.x1 - p.name.length * 5.6), ly = y(p.y) - 6;
+    if (placed.some(([px, py, w]) => Math.abs(ly - py) < 12 && lx < px + w && px < lx + p.name.length * 5.6)) continue;
+    placed.push([lx, ly, p.name.length * 5.6]);
+    s("text", { x: lx, y: ly, class: "label" }, svg, p.name);
   }
 }
 
@@ -227,7 +244,9 @@ function barChart(container, values, { title, ylabel, log = false, alt = null, l
 }
 
 function lineChart(container, series, { title, xlabel, ylabel, log = false, width = 520, height = 300, xfmt }) {
-  const { svg, box } = frame(container, { title, xlabel, ylabel, width, height, top: 46 });
+  const rows = legendRows(series.map((ser) => [ser.name]), width - 74);
+  const { svg, box } = frame(container, { title, xlabel, ylabel, width, height: height + 15 * (rows - 1),
+    top: 46 + 15 * (rows - 1) });
   const xs = series.flatMap((ser) => ser.points.map((p) => p[0]));
   const ys = series.flatMap((ser) => ser.points.map((p) => p[1]));
   const x = scale(xs.length ? [Math.min(...xs), Math.max(...xs)] : [0, 1], [box.x0, box.x1]);
@@ -265,7 +284,7 @@ function histogramChart(container, hist, title) {
 function heatmap(container, matrix, classes, title) {
   const k = classes.length, cell = Math.max(Math.min(360 / k, 36), 4), left = k <= 20 ? 90 : 20;
   const size = left + k * cell + 10;
-  const { svg } = frame(container, { width: size, height: size + 30, title, left });
+  const { svg } = frame(container, { width: size, height: k * cell + 40, title, left });
   const g = s("g", { class: "cell", transform: "translate(0 30)" }, svg);
   matrix.forEach((row, i) => {
     const total = row.reduce((a, b) => a + b, 0) || 1;
@@ -433,6 +452,10 @@ async function initArchitectures() {
     fillSelect($("#arch-dataset"), datasets.map((d) => [d, `${d} (${counts[d]} models)`]));
     archTable();
     archCharts();
+    const skipped = Object.entries(data.skipped || {});
+    $("#arch-skipped").hidden = !skipped.length;
+    $("#arch-skipped").textContent = skipped.length ? "left out, cannot be traced: " +
+      skipped.map(([name, why]) => `${name} (${why})`).join("; ") : "";
   });
   $("#arch-dataset").addEventListener("change", archCharts);
   const first = arch.models.find((m) => m.pareto_macs) || arch.models[0];
@@ -478,11 +501,12 @@ function drawAugment() {
     $("#aug-seed").textContent = data.seed;
     $("#aug-changed").textContent = data.changed_pixels === null ? "the training view changes the size"
       : `${(data.changed_pixels * 100).toFixed(1)}% of pixel values changed`;
-    const figure = (src, caption, cls) => h("figure", {}, h("img", { src, class: cls, alt: caption }), h("div", { text: caption }));
+    const figure = (src, caption, cls, shape) => h("figure", { title: shape ? `${caption}, ${shape.slice(1).join("×")} pixels` : caption },
+      h("img", { src, class: cls, alt: caption }), h("div", { text: caption }));
     $("#aug-grid").replaceChildren(...data.images.map((item) => h("div", { class: "aug-item", "data-index": item.index },
       figure(item.original, "original", "aug-original"),
-      figure(item.train, `training draw ${item.train_shape.slice(1).join("×")}`, "aug-train"),
-      figure(item.test, `test time ${item.test_shape.slice(1).join("×")}`, "aug-test"),
+      figure(item.train, "training draw", "aug-train", item.train_shape),
+      figure(item.test, "test time", "aug-test", item.test_shape),
       h("div", { class: "caption", text: item.target ? `${item.label} → ${item.target}` : item.label }))));
   });
 }
