@@ -25,6 +25,7 @@ ALLOWED = {
     "runs": LEAVES | {"data", "device", "layers", "weights"},
     "eval": LEAVES | {"data", "device", "layers", "models", "registry", "runs", "weights"},
     "train": LEAVES | {"data", "device", "eval", "layers", "models", "registry", "runs", "weights"},
+    "nas": LEAVES | {"data", "device", "eval", "layers", "models", "registry", "runs", "train", "weights"},
     "explore": LEAVES | {"analysis", "data", "device", "eval", "layers", "models", "registry", "runs", "train",
                          "weights"},
 }

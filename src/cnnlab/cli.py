@@ -249,6 +249,28 @@ def cmd_tune(args, console: Console) -> None:
                   highlight=False)
 
 
+def cmd_nas(args, console: Console) -> None:
+    from .nas import make_space, retrain, run_search
+    from .train import parse_set
+
+    overrides = {**parse_set(args.set), **{k: getattr(args, k) for k in ("batch_size", "device") if getattr(args, k)}}
+    out, log = args.out or f"runs/nas-{args.space}", lambda line: console.print(escape(line), highlight=False)
+    if args.retrain:
+        retrain(out, epochs=args.epochs or 30, data=args.data, subset=args.subset, overrides=overrides,
+                filters=args.filters, cells=args.cells, baseline=args.baseline, log=log)
+        return
+    space = make_space(args.space, nodes=args.nodes, num_normal_cells=args.cells or 1, filters=args.filters or 16,
+                       layers=args.layers)
+    summary = run_search(space, args.data or "cifar10", out, budget=args.budget, epochs=args.epochs or 1,
+                         searcher=args.searcher, seed=args.seed, subset=args.subset, overrides=overrides,
+                         controller_lr=args.controller_lr, log=log)
+    for name, row in summary["searchers"].items():
+        log(f"{name}: best val {row['best_val_top1']:.2f}% at child {row['best_child'] + 1} of {row['children']} "
+            f"({row['trained']} trained; mean {row['mean_val_top1']:.2f}%): {row['best']}")
+    log(f"progress: {out}/progress.png; best architecture: {out}/best_cell.png, as a recipe: {out}/best.yaml; "
+        f"train it longer: cnnlab nas --retrain --out {out} --epochs 30 [--baseline resnet20]")
+
+
 def cmd_train(args, console: Console) -> None:
     from .train import Trainer
 
@@ -559,6 +581,30 @@ def build_parser() -> argparse.ArgumentParser:
                                         "sqlite in --out)")
     tune.add_argument("--out", help="folder of the search (default runs/tune-<recipe>)")
     tune.set_defaults(run=cmd_tune)
+
+    nas = commands.add_parser("nas", help="neural architecture search: random search and a REINFORCE controller "
+                                          "over NASNet cells or per-layer choices, children trained briefly")
+    nas.add_argument("--space", default="cells", choices=("cells", "macro"), help="default cells")
+    nas.add_argument("--budget", type=int, default=10, help="children per searcher (default 10)")
+    nas.add_argument("--epochs", type=int, help="epochs of each child (default 1; with --retrain: 30)")
+    nas.add_argument("--data", help="data set the children train on (default cifar10)")
+    nas.add_argument("--searcher", default="both", choices=("random", "controller", "both"), help="default both")
+    nas.add_argument("--out", help="folder of the search (default runs/nas-<space>); a search there resumes")
+    nas.add_argument("--seed", type=int, default=0, help="seed of the searchers, the subset and every child")
+    nas.add_argument("--subset", type=int, metavar="K", help="K training and K/5 validation images from the "
+                                                             "training split (default: all, 10%% held out)")
+    nas.add_argument("--nodes", type=int, default=4, help="blocks per cell (default 4)")
+    nas.add_argument("--layers", type=int, default=6, help="layers of a macro child (default 6)")
+    nas.add_argument("--cells", type=int, help="normal cells per stage of a child (default 1)")
+    nas.add_argument("--filters", type=int, help="filters of a child's first stage (default 16)")
+    nas.add_argument("--controller-lr", dest="controller_lr", type=float, default=0.01, help="default 0.01")
+    nas.add_argument("--retrain", action="store_true", help="train the best child in --out for --epochs")
+    nas.add_argument("--baseline", metavar="MODEL", help="with --retrain: also train MODEL (e.g. resnet20); the "
+                                                         "cells' width then matches its parameter count")
+    nas.add_argument("--batch-size", dest="batch_size", type=int, help="the children's training batch size")
+    nas.add_argument("--device", help="auto (CUDA if present, default), cpu, cuda, cuda:N")
+    nas.add_argument("--set", action="append", metavar="KEY=VALUE", help="a key of the children's recipe")
+    nas.set_defaults(run=cmd_nas)
 
     recipes = commands.add_parser("recipes", help="the shipped training recipes")
     recipes.add_argument("--json", action="store_true", help="print JSON instead of a table")
