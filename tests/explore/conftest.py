@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("fastapi", reason="the explorer's tests need the explore extra (fastapi, uvicorn)")
-
 # The models the test explorer shows: a few of each kind, so tracing them stays quick.
 MODELS = "lenet5,alexnet,resnet20,resnet56,plain20,vgg11"
 CLASSES = [str(i) for i in range(10)]

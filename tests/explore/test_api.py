@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+pytest.importorskip("fastapi", reason="the explorer's tests need the explore extra (fastapi, uvicorn)")
+
 from cnnlab.analysis.summary import summarize
 from cnnlab.data import load_dataset, parse_augment
 from cnnlab.data.augment import AUGMENTATION_NAMES

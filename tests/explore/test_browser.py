@@ -11,7 +11,9 @@ import os
 
 import pytest
 
-from cnnlab.explore.browser import INSTALL_HINT, find_chromium
+pytest.importorskip("fastapi", reason="the explorer's tests need the explore extra (fastapi, uvicorn)")
+
+from cnnlab.explore.browser import INSTALL_HINT, find_chromium  # noqa: E402
 
 from .conftest import MODELS
 
