@@ -21,7 +21,7 @@ ALLOWED = {
     "weights": LEAVES,
     "registry": LEAVES | {"layers", "models", "weights"},
     "models": LEAVES | {"layers", "registry", "weights"},
-    "analysis": LEAVES | {"layers", "models", "registry", "weights"},
+    "analysis": LEAVES | {"data", "eval", "layers", "models", "registry", "weights"},
     "runs": LEAVES | {"data", "device", "layers", "weights"},
     "eval": LEAVES | {"data", "device", "layers", "models", "registry", "runs", "weights"},
     "train": LEAVES | {"data", "device", "eval", "layers", "models", "registry", "runs", "weights"},

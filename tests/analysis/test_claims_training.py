@@ -24,7 +24,9 @@ from cnnlab.analysis.claims import (
     initialization_study,
     initialization_table,
     label_smoothing_example,
+    mixup_blends,
     smoothed_targets,
+    tta_forward_passes,
 )
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
@@ -62,6 +64,10 @@ VERDICTS = {
     "label-smoothing-other-class": "agrees",
     "label-smoothing-soft-labels": "differs",
     "label-smoothing-loss": "agrees",
+    "mixup-label": "agrees",
+    "tta-ten-crops": "agrees",
+    "tta-multiscale-passes": "agrees",
+    "channel-stats-count": "agrees",
 }
 
 
@@ -285,3 +291,24 @@ def test_cli_figures_flag_writes_the_png_and_prints_the_study(tmp_path, capsys, 
     assert main(["claims", "--figures", str(tmp_path / "file")]) == 2
     assert "must be a directory" in capsys.readouterr().err
 
+
+# --- data: mixup's labels, test-time views, per-channel statistics ------------------------
+
+def test_mixup_labels_are_the_image_blend(results):
+    blends = mixup_blends()
+    # Cat pixels are 1 and dog pixels 0, so a mixed image's mean pixel is its share of cat.
+    assert blends.largest_gap < 1e-6
+    cat, dog = results["mixup-label"].computed
+    assert cat + dog == pytest.approx(1.0, abs=1e-6)
+    assert cat == pytest.approx(blends.nearest_image, abs=1e-6)
+    assert abs(cat - 0.7) < 0.01
+
+
+def test_test_time_views(results):
+    assert results["tta-ten-crops"].computed == 2 * (4 + 1)  # 4 corners + centre, and their mirrors
+    assert results["tta-multiscale-passes"].computed == 2 * (4 + 1) * len((224, 256, 384, 480, 640))
+    assert tta_forward_passes("flip") == 2
+
+
+def test_per_channel_statistics_of_rgb(results):
+    assert results["channel-stats-count"].computed == (3, 3)

@@ -42,7 +42,7 @@ from .core import (
 
 # The topic modules, in the order their claims are listed (registration happens at import).
 from . import basics, alexnet, vgg, inception, resnet, efficient, lenet  # architectures
-from . import training_layers, initialization, label_smoothing  # training
+from . import training_layers, initialization, label_smoothing, augmentation  # training
 from . import results  # results quoted from papers
 
 from .efficient import TIMELINE, architecture_timeline
@@ -58,6 +58,7 @@ from .initialization import (
     plot_initialization_study,
     write_claim_figures,
 )
+from .augmentation import MixupBlends, mixup_blends, tta_forward_passes
 from .label_smoothing import LabelSmoothingExample, label_smoothing_example, smoothed_targets
 from .training_layers import (
     BatchNormExample,
@@ -71,7 +72,7 @@ from .training_layers import (
 )
 
 ARCHITECTURE_TOPICS = (basics, alexnet, vgg, inception, resnet, efficient, lenet)
-TRAINING_TOPICS = (training_layers, initialization, label_smoothing)
+TRAINING_TOPICS = (training_layers, initialization, label_smoothing, augmentation)
 RESULTS_TOPICS = (results,)
 
 __all__ = [
@@ -107,6 +108,9 @@ __all__ = [
     "initialization_table",
     "plot_initialization_study",
     "write_claim_figures",
+    "MixupBlends",
+    "mixup_blends",
+    "tta_forward_passes",
     "LabelSmoothingExample",
     "label_smoothing_example",
     "smoothed_targets",
