@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
-from cnnlab.nas import CellSpace, child_config, read_results, run_search
+from cnnlab.nas import CellSpace, child_config, read_results, retrain, run_search
 from cnnlab.nas import search as search_module
 from cnnlab.runs import load_recipe
 from cnnlab.train import Callback, Trainer
@@ -113,6 +114,18 @@ def test_a_child_killed_mid_training_resumes_from_its_checkpoint(tmp_path):
     assert report["epochs"] == 2 and report["steps"] == 12
     assert len((folder / "metrics.csv").read_text().splitlines()) == 3  # header, epoch 1 (before), epoch 2
     assert not list(folder.glob("*.safetensors"))
+
+
+def test_the_best_cell_retrains_beside_a_baseline_of_its_size(finished):
+    out, summary = finished
+    result = retrain(out, epochs=1, subset=160, baseline="resnet20", log=lambda line: None,
+                     overrides={"device": "cpu", "cpu_threads": 1})
+    cells, baseline = result["runs"]["nasnet_cifar"], result["runs"]["resnet20"]
+    # The width is chosen so that the cells have about ResNet-20's 0.27M parameters (10 classes here too).
+    assert cells["model_args"]["filters"] > summary["best"]["model_args"]["filters"]
+    assert abs(cells["params"] / baseline["params"] - 1) < 0.15
+    assert cells["test_split"].startswith("val")  # a subset has no test split: said, not hidden
+    assert (Path(cells["folder"]) / "last.safetensors").is_file()
 
 
 def test_a_resumed_search_keeps_its_settings(finished):
