@@ -159,6 +159,8 @@ def test_bad_augment_requests_are_4xx_with_a_message(client):
     _error(client.get("/api/augment", params={"spec": "flip", "source": "../../etc"}), 422)
     assert "cifar10" in _error(client.get("/api/augment", params={"spec": "flip", "source": "cifar10"}), 400)
     _error(client.get("/api/augment", params={"spec": "x" * 500}), 422)
+    for spec in ("crop(pad=100000)", "random_resized_crop(2000)", "scale(8, 9000), crop(8)"):  # no huge images
+        assert "up to 4x" in _error(client.get("/api/augment", params={"spec": spec}), 400), spec
     _error(client.get("/api/augment"), 422)
 
 
@@ -254,6 +256,8 @@ def test_bad_gradient_flow_requests_are_422(client):
     _error(client.get("/api/gradient-flow", params={"image_size": 4}), 422)
     _error(client.get("/api/gradient-flow", params={"shortcut": "maybe"}), 422)
     _error(client.get("/api/gradient-flow", params={"seed": -1}), 422)
+    too_much = client.get("/api/gradient-flow", params={"depth": 110, "batch_size": 32, "image_size": 32})
+    assert "lower one of them" in _error(too_much, 422)  # each within its limit, together too slow
 
 
 # ------------------------------------------------------------------ runs

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import AfterValidator
@@ -21,7 +22,7 @@ from ..errors import CnnlabError, UnknownNameError, first_line
 from .architectures import Zoo, cached_summary
 from .augment import augment_images, augmentation_controls
 from .batchnorm import BatchNormExplorer
-from .gradients import MAX_BATCH, MAX_DEPTH, GradientFlow
+from .gradients import MAX_BATCH, MAX_DEPTH, GradientFlow, check_work
 from .images import FOLDER_IMAGE_SIZE, ImageSources
 from .runs import NoSuchRun, OutsideRoot, RunsFolder
 
@@ -139,6 +140,11 @@ def create_app(runs: str | Path = "runs", data: str | Path | None = None, models
                       batch_size: Annotated[int, Query(ge=1, le=MAX_BATCH)] = 16,
                       image_size: Annotated[int, Query(ge=8, le=32)] = 16,
                       seed: Seed = 0) -> dict:
+        try:
+            check_work(depth, batch_size, image_size)
+        except ValueError as error:  # a limit on the three together, as FastAPI words its own
+            raise RequestValidationError([{"type": "value_error", "loc": ("query", "batch_size"),
+                                           "msg": str(error), "input": batch_size}]) from None
         return gradients.compute(depth, shortcut, batch_size, image_size, seed)
 
     @app.get("/api/runs", summary="The run folders under the runs root")

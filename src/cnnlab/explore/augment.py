@@ -71,6 +71,22 @@ def _targets_text(targets: torch.Tensor, classes: list[str]) -> list[str]:
     return texts
 
 
+# Crops, pads and scales up to this many times the images' side: enough to see what each does,
+# and a request cannot ask for gigapixel images.
+MAX_SIZE_FACTOR = 4
+
+
+def _check_sizes(pipeline, side: int) -> None:
+    limit = MAX_SIZE_FACTOR * side
+    for aug in pipeline.image_augmentations:
+        for name in ("size", "pad", "min_size", "max_size"):
+            value = getattr(aug, name, None)
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            if any(isinstance(v, int) and v > limit for v in values):
+                raise CnnlabError(f"{aug.spec()}: the explorer shows sizes up to {MAX_SIZE_FACTOR}x the images' "
+                                  f"{side} pixels ({limit}); got {name} {value}")
+
+
 def augment_images(source: ImageSource, spec: str, count: int, image_seed: int, seed: int | None) -> dict:
     """``count`` images of ``source`` (chosen by ``image_seed``), the ``spec`` pipeline's random
     training view of them (drawn with ``seed``, a fresh one when ``None``) and its test-time view."""
@@ -79,6 +95,7 @@ def augment_images(source: ImageSource, spec: str, count: int, image_seed: int, 
         raise CnnlabError("the spec names no augmentation; e.g. 'flip' or 'crop(pad=4)'")
     seed = secrets.randbelow(2**31) if seed is None else seed
     images, labels, indices = source.pick(count, image_seed)
+    _check_sizes(pipeline, max(images.shape[-2:]))
     generator = torch.Generator().manual_seed(seed)
     # The alternating flip is keyed by image and epoch: each draw counts as a new epoch.
     train = pipeline.augment_images(images, generator, indices=torch.tensor(indices), epoch=seed)

@@ -30,6 +30,17 @@ from .runs import finite
 
 MAX_DEPTH = 110
 MAX_BATCH = 32
+# The work of one request, depth x batch x pixels: the deepest net on the default batch of 16
+# images of 16x16. A larger batch or image is allowed for a shallower net.
+MAX_WORK = MAX_DEPTH * 16 * 16 * 16
+
+
+def check_work(depth: int, batch_size: int, image_size: int) -> None:
+    """Refuse settings whose backward pass would keep the panel waiting (see ``MAX_WORK``)."""
+    work = depth * batch_size * image_size * image_size
+    if work > MAX_WORK:
+        raise ValueError(f"depth x batch x image side^2 = {depth} x {batch_size} x {image_size}^2 = {work:,} is above "
+                         f"the explorer's {MAX_WORK:,} (depth 110 with 16 images of 16x16); lower one of them")
 
 
 def _norm(tensor: torch.Tensor | None) -> float | None:
@@ -70,6 +81,10 @@ def gradient_flow(images: ImageSources, depth: int, shortcut: bool, batch_size: 
     """
     if depth < 8 or (depth - 2) % 6 or depth > MAX_DEPTH:
         raise CnnlabError(f"depth must be 6n+2 between 8 and {MAX_DEPTH} (20, 32, 44, 56, 110), got {depth}")
+    try:
+        check_work(depth, batch_size, image_size)
+    except ValueError as error:
+        raise CnnlabError(str(error)) from None
     source = images.get("cifar10" if "cifar10" in images.names() else images.default())
     pixels, labels, _ = source.pick(batch_size, seed)
     x = to_network_input(pixels, 3, image_size)
