@@ -150,6 +150,25 @@ def test_augment_shows_resizing_test_views_and_soft_targets(client):
     assert all(" + " in item["target"] or item["target"].startswith("1.00") for item in mix["images"])
 
 
+def test_a_folder_given_with_data_is_an_image_source(explore_home, hidden_cifar, tmp_path):
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from cnnlab.explore.app import create_app
+
+    for label, colour in (("cats", (200, 40, 40)), ("dogs", (40, 40, 200))):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i, size in enumerate(((90, 60), (50, 80), (64, 64))):  # sizes differ: brought to 64x64
+            Image.new("RGB", size, colour).save(tmp_path / "photos" / label / f"{i}.png")
+    with TestClient(create_app(runs=explore_home["runs"], data=tmp_path / "photos", models="resnet20")) as client:
+        options = client.get("/api/augment/options").json()
+        assert [s["name"] for s in options["sources"]] == ["folder", "digits"] and options["default"] == "folder"
+        data = client.get("/api/augment", params={"spec": "crop(pad=8)", "count": 6, "seed": 0}).json()
+        assert data["source"] == "folder" and len(data["images"]) == 6
+        assert {item["label"] for item in data["images"]} == {"cats", "dogs"}
+        assert all(_decode(item["original"]).shape == (3, 64, 64) for item in data["images"])
+
+
 def test_bad_augment_requests_are_4xx_with_a_message(client):
     assert "unbalanced" in _error(client.get("/api/augment", params={"spec": "crop(pad=-1"}), 400)
     assert "non-negative" in _error(client.get("/api/augment", params={"spec": "crop(pad=-1)"}), 400)
