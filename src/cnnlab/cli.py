@@ -271,24 +271,14 @@ def cmd_nas(args, console: Console) -> None:
         f"train it longer: cnnlab nas --retrain --out {out} --epochs 30 [--baseline resnet20]")
 
 
-def cmd_train(args, console: Console) -> None:
-    from .train import Trainer
+def cmd_train(args, console: Console) -> int:
+    from .train.launch import train_command
 
     # The named flags are shorthands for --set and win over it.
     overrides = _overrides(args, ("model", "data", "epochs", "batch_size", "lr", "seed", "device", "weights",
                                   "transfer"))
-    if args.tensorboard:
-        overrides["tensorboard"] = True
-    if args.resume:
-        if args.recipe:
-            raise CnnlabError("--resume continues a run with the config it started with; drop --recipe")
-        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
-            raise CnnlabError("--resume continues the run in its own directory; drop --out")
-        trainer = Trainer.resume(args.resume, overrides=overrides, quiet=args.quiet, console=console)
-    else:
-        config = _config_from_args(args.recipe, overrides, console)
-        trainer = Trainer(config, args.out, overwrite=args.overwrite, quiet=args.quiet, console=console)
-    trainer.fit()
+    return train_command(args, overrides, lambda values, out=console: _config_from_args(args.recipe, values, out),
+                         console)
 
 
 def cmd_bench(args, console: Console) -> None:
@@ -464,6 +454,9 @@ def _overrides(args, keys=("model", "data", "batch_size", "device")) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description="Build, inspect, train and compare CNNs.")
     from . import __version__
+    from .train.check_distributed import add_command as add_check_distributed
+    from .train.launch import add_launch_options
+    from .train.scale import add_command as add_scale_estimate
 
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -529,7 +522,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    add_launch_options(train)
     train.set_defaults(run=cmd_train)
+
+    add_check_distributed(commands)
+    add_scale_estimate(commands)
 
     bench = commands.add_parser("bench", help="training speed: the trainer against the model's synthetic ceiling "
                                               "and the usual DataLoader loop")
@@ -672,6 +669,7 @@ class _Console(Console):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``cnnlab`` and ``python -m cnnlab``."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `cnnlab train --nproc` hands its processes
     # Piped output keeps whole table rows instead of folding them to 80 columns.
     console = _Console() if sys.stdout.isatty() else _Console(width=200)
     # soft_wrap: an error is one line however long (the terminal folds it), so a path in it is

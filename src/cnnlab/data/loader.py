@@ -11,7 +11,10 @@
 Both draw epoch ``e``'s order and augmentation from :func:`epoch_generator` (a function of
 the seed and the epoch only), so ``epoch(e, skip=b)`` replays batches ``b, b+1, ...`` of epoch
 ``e`` exactly as an uninterrupted run saw them: the exact mid-epoch resume. The order is one
-permutation per epoch, the seam where data-parallel training splits it by rank.
+permutation per epoch, the seam where data-parallel training splits it by rank: with
+``world_size=N``, process ``rank`` gets samples ``rank, rank+N, ...`` of each batch of the
+single-process order (the batch size stays the global one), so N processes with B/N images
+each see exactly the batch one process with B images sees.
 :func:`build_loader` picks the loader a data set needs, for training or for evaluation.
 """
 from __future__ import annotations
@@ -71,6 +74,11 @@ class InMemoryLoader:
     from batch ``skip`` on; iterating runs the current epoch and advances it by one, and
     ``set_epoch(e)`` chooses it (same order and the same augmentation as any earlier run of
     epoch ``e`` with this seed).
+
+    ``rank``/``world_size`` shard it for data-parallel training: ``batch_size`` stays the
+    global batch, and each batch (augmented whole, so every image gets the draws it gets in
+    a single process) gives this process its images ``rank, rank + world_size, ...``. With
+    several processes a last batch of fewer than ``world_size`` images is left out.
     """
 
     def __init__(
@@ -90,6 +98,8 @@ class InMemoryLoader:
         dtype: torch.dtype = torch.float32,
         num_classes: int | None = None,
         transform: Callable[[Tensor], Tensor] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         images = torch.as_tensor(images)
         labels = torch.as_tensor(labels)
@@ -106,6 +116,7 @@ class InMemoryLoader:
             raise CnnlabError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not dtype.is_floating_point:
             raise CnnlabError(f"dtype must be a floating-point type, got {dtype}")
+        _check_shard(batch_size, rank, world_size)
         self.device = torch.device(device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.long)
@@ -117,6 +128,7 @@ class InMemoryLoader:
         self.channels_last = channels_last
         self.dtype = dtype
         self.transform = transform
+        self.rank, self.world_size = int(rank), int(world_size)
         if num_classes is None and self.augment is not None and self.augment.changes_targets:
             num_classes = self.augment.num_classes
             if num_classes is None and len(self.labels):
@@ -159,8 +171,7 @@ class InMemoryLoader:
         return cls(images, labels, batch_size, **kwargs)
 
     def __len__(self) -> int:
-        n = self.images.shape[0]
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return _batch_count(self.images.shape[0], self.batch_size, self.drop_last, self.world_size)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration run epoch ``epoch`` (for resuming a run)."""
@@ -196,17 +207,22 @@ class InMemoryLoader:
     def _batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         order = self.order(epoch)
         generator = epoch_generator(self.seed, epoch, stream=1)
-        n = order.shape[0]
-        stop = n - n % self.batch_size if self.drop_last else n
+        stop = _batch_count(order.shape[0], self.batch_size, self.drop_last, self.world_size) * self.batch_size
+        mixes = self.augment is not None and self.augment.changes_targets
+        shard = slice(self.rank, None, self.world_size)
         for start in range(0, stop, self.batch_size):
             index = order[start : start + self.batch_size]
             images = self.images.index_select(0, index)
             targets = self.labels.index_select(0, index)
             if self.augment is not None:
                 images = self.augment.augment_images(images, generator, indices=index, epoch=epoch, seed=self.seed)
+            if self.world_size > 1 and not mixes:
+                images, targets = images[shard], targets[shard]
             images = self._convert(images)
-            if self.augment is not None and self.augment.changes_targets:
+            if mixes:
                 images, targets = self.augment.mix(images, targets, generator, self.num_classes)
+                if self.world_size > 1:  # mixing pairs images across the whole batch: shard after it
+                    images, targets = images[shard], targets[shard]
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             if self.transform is not None:
@@ -222,22 +238,49 @@ class InMemoryLoader:
         )
 
 
-class _EpochOrder(torch.utils.data.Sampler):
-    """The in-memory loader's seeded per-epoch order, from an offset (for mid-epoch resume)."""
+def _check_shard(batch_size: int, rank: int, world_size: int) -> None:
+    if int(world_size) != world_size or world_size < 1 or not 0 <= rank < world_size:
+        raise CnnlabError(f"rank must lie in [0, world_size) and world_size be at least 1, got rank {rank} "
+                          f"of {world_size}")
+    if batch_size % world_size:
+        raise CnnlabError(f"the global batch of {batch_size} images does not split evenly into {world_size} "
+                          f"processes; choose a batch size divisible by {world_size}")
 
-    def __init__(self, size: int, seed: int, shuffle: bool):
+
+def _batch_count(size: int, batch_size: int, drop_last: bool, world_size: int) -> int:
+    """Batches per epoch; a last batch too small to give each of ``world_size`` processes an image is dropped."""
+    full, rest = divmod(size, batch_size)
+    return full + (1 if rest and not drop_last and rest >= world_size else 0)
+
+
+class _EpochOrder(torch.utils.data.Sampler):
+    """The in-memory loader's seeded per-epoch order, from an offset (for mid-epoch resume); with
+    ``world_size`` processes, this process's share of each global batch of ``batch_size``
+    (DistributedSampler's interleaving, applied batch by batch)."""
+
+    def __init__(self, size: int, seed: int, shuffle: bool, batch_size: int = 1, drop_last: bool = False,
+                 rank: int = 0, world_size: int = 1):
         self.size, self.seed, self.shuffle = size, seed, shuffle
+        self.batch_size, self.drop_last, self.rank, self.world_size = batch_size, drop_last, rank, world_size
         self.epoch, self.start = 0, 0
 
-    def __iter__(self):
+    def _indices(self) -> Tensor:
         if self.shuffle:
             order = torch.randperm(self.size, generator=epoch_generator(self.seed, self.epoch, stream=0))
         else:
             order = torch.arange(self.size)
-        return iter(order[self.start:].tolist())
+        if self.world_size > 1:
+            stop = _batch_count(self.size, self.batch_size, self.drop_last, self.world_size) * self.batch_size
+            order = order[self.start:stop][self.rank::self.world_size]
+        else:
+            order = order[self.start:]
+        return order
+
+    def __iter__(self):
+        return iter(self._indices().tolist())
 
     def __len__(self) -> int:
-        return self.size - self.start
+        return len(self._indices())
 
 
 class StreamingLoader:
@@ -247,26 +290,31 @@ class StreamingLoader:
     ``transforms.v2`` form of the augmentation, ending in normalisation; it becomes the data
     set's ``transform``); the collated batch moves to ``device``, where ``augment``'s label
     mixing (mixup, cutmix, label smoothing) runs as in the in-memory loader. Same interface as
-    :class:`InMemoryLoader`: ``len(loader)`` batches, ``epoch_batches(e, skip)``.
+    :class:`InMemoryLoader`: ``len(loader)`` batches, ``epoch_batches(e, skip)``. With
+    ``rank``/``world_size`` each process reads its share of every global batch, as the
+    in-memory loader gives it; the workers' random draws and the label mixing (within the
+    share) are then not those of a single process.
     """
 
     def __init__(self, dataset, batch_size: int, *, device: str | torch.device = "cpu", seed: int = 0,
                  shuffle: bool = True, drop_last: bool = False, num_workers: int = 0,
                  transform: Callable | None = None, augment: AugmentPipeline | None = None,
-                 channels_last: bool = False, num_classes: int | None = None):
+                 channels_last: bool = False, num_classes: int | None = None, rank: int = 0, world_size: int = 1):
         dataset.transform = transform
-        self.sampler = _EpochOrder(len(dataset), seed, shuffle)
-        self.batch_size, self.drop_last = int(batch_size), drop_last
+        _check_shard(batch_size, rank, world_size)
+        self.sampler = _EpochOrder(len(dataset), seed, shuffle, batch_size, drop_last, rank, world_size)
+        self.batch_size, self.drop_last, self.world_size = int(batch_size), drop_last, int(world_size)
         self.device, self.seed = torch.device(device), int(seed)
         self.augment = augment if augment is not None and augment.changes_targets else None
         self.channels_last, self.num_classes = channels_last, num_classes
         self.size = len(dataset)
         self.loader = torch.utils.data.DataLoader(
-            dataset, batch_size=self.batch_size, sampler=self.sampler, num_workers=num_workers, drop_last=drop_last,
+            dataset, batch_size=self.batch_size // self.world_size, sampler=self.sampler, num_workers=num_workers,
+            drop_last=drop_last,
             pin_memory=self.device.type == "cuda", persistent_workers=False)
 
     def __len__(self) -> int:
-        return self.size // self.batch_size if self.drop_last else -(-self.size // self.batch_size)
+        return _batch_count(self.size, self.batch_size, self.drop_last, self.world_size)
 
     def epoch_batches(self, epoch: int, skip: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """The batches of ``epoch`` from batch ``skip`` on (the skipped files are not read)."""
@@ -284,19 +332,21 @@ class StreamingLoader:
 
 def build_loader(dataset, batch_size: int, *, train: bool, augment: AugmentPipeline, mean, std,
                  device: str | torch.device = "cpu", seed: int = 0, drop_last: bool = False, num_workers: int = 0,
-                 channels_last: bool = False) -> "InMemoryLoader | StreamingLoader":
+                 channels_last: bool = False, rank: int = 0,
+                 world_size: int = 1) -> "InMemoryLoader | StreamingLoader":
     """The loader of ``dataset``: in memory when it is (it has an ``images`` tensor), else streamed.
 
     ``train=True``: shuffled by ``seed``, augmented by ``augment``. ``train=False`` (validation,
     test, a saved run's evaluation): the stored order, with only the test-time form of the
     augmentation (resize and centre crop for the size-changing ones), so the trainer and
-    ``cnnlab eval`` see the same evaluation batches."""
+    ``cnnlab eval`` see the same evaluation batches. ``rank``/``world_size`` shard a training
+    loader for data-parallel training (see :class:`InMemoryLoader`)."""
     num_classes = len(dataset.classes) if getattr(dataset, "classes", None) is not None else None
     if hasattr(dataset, "images"):
         if train:
             return InMemoryLoader.from_dataset(dataset, batch_size, shuffle=True, drop_last=drop_last,
                                                augment=augment, device=device, seed=seed, mean=mean, std=std,
-                                               channels_last=channels_last)
+                                               channels_last=channels_last, rank=rank, world_size=world_size)
         # Size-changing augmentations (scale + crop) have a test-time form: resize and centre crop.
         transform = augment.eval_transform if augment.image_augmentations else None
         return InMemoryLoader.from_dataset(dataset, batch_size, shuffle=False, device=device, mean=mean, std=std,
@@ -305,4 +355,4 @@ def build_loader(dataset, batch_size: int, *, train: bool, augment: AugmentPipel
                            drop_last=drop_last if train else False, num_workers=num_workers,
                            transform=augment.to_v2(train=train, mean=mean, std=std),
                            augment=augment if train else None, channels_last=channels_last,
-                           num_classes=num_classes)
+                           num_classes=num_classes, rank=rank if train else 0, world_size=world_size if train else 1)

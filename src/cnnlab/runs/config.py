@@ -89,7 +89,10 @@ class TrainConfig:
 
     # -- optimisation
     epochs: int = 10
-    batch_size: int = 128
+    batch_size: int = 128  # the global batch: under torchrun, split between the processes
+    # gradient accumulation: each optimiser step's batch in this many micro-batches (the same
+    # gradient as the whole batch at once, in 1/accumulate of the activation memory)
+    accumulate: int = 1
     eval_batch_size: int | None = None  # default: 2 x batch_size
     tta: str = "none"  # test-time augmentation of the val and test evaluations: none | flip | translate
     optimizer: str = "sgd"  # sgd | adamw
@@ -132,7 +135,8 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     channels_last: bool | str = "auto"
     compile: bool | str = False  # torch.compile the model: true (default mode) or a mode, e.g. reduce-overhead
-    cpu_threads: int | None = None  # torch.set_num_threads; None: leave torch's default
+    cpu_threads: int | None = None  # torch.set_num_threads; None: torch's default (under torchrun: cores / processes)
+    sync_bn: bool = False  # under torchrun: batch norm over the global batch (SyncBatchNorm), not each process's share
     tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
 
     # ------------------------------------------------------------------ helpers
@@ -169,6 +173,10 @@ class TrainConfig:
         :func:`cnnlab.train.run.check_config`)."""
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
+        _positive_int("accumulate", self.accumulate)
+        if self.batch_size % self.accumulate:
+            raise CnnlabError(f"batch_size {self.batch_size} does not split into accumulate={self.accumulate} equal "
+                              f"micro-batches; choose a batch size divisible by {self.accumulate}")
         if self.eval_batch_size is not None:
             _positive_int("eval_batch_size", self.eval_batch_size)
         _positive_int("reference_batch", self.reference_batch)

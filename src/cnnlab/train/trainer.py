@@ -10,14 +10,14 @@ and the report.
 What the model computes stays in the model; everything around it (device, precision,
 data, optimiser, schedule, checkpoints, logging) is here (Lightning's separation).
 Output goes through one :class:`~cnnlab.train.logger.RunLogger`, which only acts on
-rank 0, so data-parallel training can be added without touching the loop.
+rank 0. Under ``torchrun`` every process runs this same loop on its share of each global
+batch (:class:`~cnnlab.train.distributed.DataParallel`: DDP, micro-batches, agreement on
+stopping); rank 0 alone evaluates, logs and saves.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -27,12 +27,14 @@ from torch import nn
 
 from ..data import channel_stats, init_sample, load_dataset, parse_augment
 from ..data.loader import build_loader
-from ..device import autocast_context, build_grad_scaler, resolve_device, resolve_precision
+from ..device import autocast_context, build_grad_scaler, resolve_precision
 from ..errors import CnnlabError, MissingSplitError, first_line, is_out_of_memory
 from ..eval.loop import evaluate
 from ..registry import build_model, model_info
 from ..runs import BEST, LAST, RUNTIME_KEYS, TrainConfig, checkpoint_tags, load_checkpoint, restore_rng_state, to_yaml
 from .callbacks import Callback
+from .distributed import DataParallel, check_batch_split
+from .interrupt import Preempted, graceful_stop
 from .logger import RunLogger
 from .averaging import Lookahead, ModelEMA
 from .loss import classification_loss
@@ -68,8 +70,10 @@ class Trainer:
             raise CnnlabError(f"config must be a TrainConfig (see cnnlab.train.load_recipe), "
                               f"got {type(config).__name__}")
         self.config = check_config(dataclasses.replace(config))
+        self.parallel = DataParallel.setup(self.config.device)  # joins torchrun's process group, if any
+        check_batch_split(self.config.batch_size, self.parallel.world_size, self.config.accumulate)
         if out_dir is None:
-            out_dir = default_out_dir(config.recipe)
+            out_dir = self.parallel.from_rank_zero(default_out_dir(config.recipe))  # one folder for all processes
         self.out_dir = Path(out_dir)
         self.callbacks = list(callbacks)
         self._resume_state = _resume_state
@@ -84,11 +88,13 @@ class Trainer:
         self.best = {"epoch": None, "val_top1": None}
         self._sums = None
         self._wall_before = 0.0  # wall time of earlier sessions of this run
-        self._stop_requested = False
+        self._stop_requested = self._agreed_stop = False
+        self._signal = None  # the signal that asked for the stop: "Ctrl-C" or "SIGTERM"
         self._phase = "setting up"  # then "training" or "evaluating": what a memory error is reported against
         with self._out_of_memory_hint():
             self._setup()
-        remove(old_run)
+        if self.logger.main:
+            remove(old_run)
         self.logger.write_text("config.yaml", to_yaml(self.config))
 
     # ------------------------------------------------------------------ construction
@@ -128,10 +134,11 @@ class Trainer:
     def _setup(self) -> None:
         config = self.config
         self._started = time.perf_counter()
-        if config.cpu_threads is not None:
-            torch.set_num_threads(config.cpu_threads)
+        threads = self.parallel.threads(config.cpu_threads)  # under torchrun on CPUs: the cores shared out
+        if threads is not None:
+            torch.set_num_threads(threads)
         seed_everything(config.seed, deterministic=config.deterministic)
-        self.device = resolve_device(config.device)
+        self.device = self.parallel.device
         # How often the loop checks that the loss is finite: each step costs nothing on a CPU;
         # on a GPU each check waits for the GPU to finish, so it is done every few steps.
         self._finite_check_every = 1 if self.device.type == "cpu" else FINITE_CHECK_EVERY_GPU
@@ -141,7 +148,8 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.precision = resolve_precision(self.device, config.precision, config.channels_last)
         self._setup_data()
-        self.model = build_model(config, num_classes=self.num_classes, in_chans=self.in_chans)
+        self.model = self.parallel.prepare(build_model(config, num_classes=self.num_classes, in_chans=self.in_chans),
+                                           config.sync_bn, note=self.logger.info)
         self.model.to(self.device)
         if self.precision.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -174,11 +182,9 @@ class Trainer:
                                        total_steps=self.steps_per_epoch * config.epochs)
         self.scaler = build_grad_scaler(self.device, self.precision)
         # torch.compile wraps the module; the weights and checkpoints stay those of self.model.
-        if config.compile:
-            mode = config.compile if isinstance(config.compile, str) else "default"
-            self.forward = torch.compile(self.model, mode=mode)
-        else:
-            self.forward = self.model
+        mode = (config.compile if isinstance(config.compile, str) else "default") if config.compile else None
+        self.forward = torch.compile(self.model, mode=mode) if mode else self.model
+        self.train_forward = self.parallel.wrap(self.model, self.forward, mode)  # DDP under torchrun
         if state is not None:
             self._load_state(state)
 
@@ -225,7 +231,8 @@ class Trainer:
             return build_loader(dataset, config.batch_size if train else config.evaluation_batch_size, train=train,
                                 augment=self.pipeline, mean=config.mean, std=config.std, device=self.device,
                                 seed=config.seed, drop_last=config.drop_last, num_workers=config.num_workers,
-                                channels_last=self.precision.channels_last)
+                                channels_last=self.precision.channels_last, rank=self.parallel.rank if train else 0,
+                                world_size=self.parallel.world_size if train else 1)
 
         self.train_loader = loader(self.train_set, train=True)
         self.val_loader, self.test_loader = loader(self.val_set, train=False), loader(self.test_set, train=False)
@@ -248,6 +255,7 @@ class Trainer:
         return {
             "trainer_state_version": STATE_VERSION,
             "config": self.config.to_dict(),
+            "world_size": self.parallel.world_size,
             "epoch": self.epoch, "batch": self.batch, "step": self.step,
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
@@ -298,10 +306,11 @@ class Trainer:
     def fit(self) -> dict:
         """Train to ``config.epochs``, evaluate on the test split, write the report; return it.
 
-        Ctrl-C (or ``KeyboardInterrupt`` from a callback) stops at the end of the current
-        optimiser step, saves that state as ``last`` (the last *completed step*; resuming
-        replays the rest of the epoch exactly) and re-raises ``KeyboardInterrupt``. A second
-        Ctrl-C aborts at once without saving; the previous ``last`` stays intact.
+        Ctrl-C or SIGTERM (or ``KeyboardInterrupt`` from a callback) stops at the end of the
+        current optimiser step, saves that state as ``last`` (the last *completed step*;
+        resuming replays the rest of the epoch exactly) and raises ``KeyboardInterrupt``
+        (:class:`~cnnlab.train.interrupt.Preempted` for SIGTERM). A second signal aborts at
+        once without saving; the previous ``last`` stays intact.
 
         A NaN or infinite training loss (or weights), or running out of memory, raises
         :class:`CnnlabError` naming the step or the batch size to change, and saves nothing:
@@ -311,7 +320,10 @@ class Trainer:
         resumed = self._resume_state is not None
         if resumed:
             restore_rng_state(self._rng_state)  # last of all: the run continues with the saved random streams
-            log.info(f"resuming {self.out_dir} at epoch {self.epoch + 1}, step {self.step}")
+            saved, now = self._resume_state.get("world_size", 1), self.parallel.world_size
+            log.info(f"resuming {self.out_dir} at epoch {self.epoch + 1}, step {self.step}" + (
+                f" (saved by {saved} processes, continued by {now}: the data is re-sharded, the global batch "
+                f"stays {config.batch_size})" if saved != now else ""))
         else:
             log.info(f"training {config.model} on {self.train_set.name} ({len(self.train_set):,} train, "
                      f"{self._images(self.val_set):,} val, {self._images(self.test_set):,} test images) for {config.epochs} epochs "
@@ -321,17 +333,20 @@ class Trainer:
         if self.epoch >= config.epochs:
             log.info(f"{self.out_dir} has already finished its {config.epochs} epochs; writing its report again")
         try:
-            with self._graceful_interrupt(), self._out_of_memory_hint():
+            with graceful_stop(self._on_signal), self._out_of_memory_hint():
                 while self.epoch < config.epochs:
                     self._train_epoch()
                     self._end_epoch()
         except _Stop:
             self._save_on_interrupt()
-            raise KeyboardInterrupt from None
+            self.parallel.close()
+            raise (Preempted if self._signal == "SIGTERM" else KeyboardInterrupt) from None
         finally:
             log.close()
         with self._out_of_memory_hint():
-            return self._finish()
+            report = self._finish()
+        self.parallel.close()
+        return report
 
     def _train_epoch(self) -> None:
         """Train the rest of the current epoch: the lectures' training step, batch after batch."""
@@ -340,12 +355,20 @@ class Trainer:
         freeze_norm_statistics(model)  # BN of layers a transfer strategy froze keeps its statistics
         self._start_counting()
         for images, targets in self._training_batches():
-            with autocast_context(self.device, self.precision):
-                outputs = self.forward(images)
-            loss, logits = classification_loss(outputs, targets, label_smoothing=config.label_smoothing,
-                                               aux_weight=config.aux_loss_weight)
             optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            parts, count = [], min(config.batch_size, len(self.train_set) - self.batch * config.batch_size)
+            # This process's share of the global batch, in `accumulate` micro-batches, each loss weighted
+            # by its share of the global batch (DDP averages the gradients over the processes).
+            for chunk, chunk_targets, weight, context in self.parallel.micro_batches(images, targets, count,
+                                                                                     config.accumulate):
+                with context:
+                    with autocast_context(self.device, self.precision):
+                        outputs = self.train_forward(chunk)
+                    loss, logits = classification_loss(outputs, chunk_targets, label_smoothing=config.label_smoothing,
+                                                       aux_weight=config.aux_loss_weight)
+                    self.scaler.scale(loss * weight if weight != 1 else loss).backward()
+                parts.append((loss, logits))
+            loss, logits = self.parallel.joined(parts)
             if config.grad_clip_norm is not None:
                 self.scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
@@ -412,18 +435,25 @@ class Trainer:
                 callback.on_step_end(self)
             except KeyboardInterrupt:
                 self._stop_requested = True
-        if self._stop_requested:
+        if self._stop_requested and not self.parallel.enabled:  # under torchrun: agreed at the next check
             self._stop_if_diverged()
+        if self._stopping:
             self._add_counts()
             raise _Stop
+
+    @property
+    def _stopping(self) -> bool:
+        """A stop asked for (in a single process) or agreed on by all processes (under torchrun)."""
+        return self._agreed_stop if self.parallel.enabled else self._stop_requested
 
     def _add_counts(self) -> None:
         """Add this session's device-side sums to the epoch's (one read from the device)."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self._sums["loss"] += float(self._loss_sum)
-        self._sums["correct"] += float(self._correct)
-        self._sums["images"] += self._images_seen
+        loss, correct, images = self.parallel.sum([float(self._loss_sum), float(self._correct), self._images_seen])
+        self._sums["loss"] += loss
+        self._sums["correct"] += correct
+        self._sums["images"] += images
         self._sums["seconds"] += time.perf_counter() - self._session_started
 
     def _stop_if_diverged(self) -> None:
@@ -433,7 +463,8 @@ class Trainer:
         almost always means too high a learning rate. The weights are no good from that
         step on, so the run stops without saving: ``last`` keeps its last good state.
         """
-        if bool(torch.isfinite(self._loss_sum)):
+        finite, self._agreed_stop = self.parallel.agree(self._loss_sum, self._stop_requested)  # all processes
+        if finite:
             self._finite_until = self.step
             return
         first = self._finite_until + 1
@@ -468,7 +499,7 @@ class Trainer:
     def _end_epoch(self) -> None:
         epoch_started = time.perf_counter()
         val = self.evaluate("val") if self.val_loader is not None else None
-        if self._stop_requested:
+        if self._stopping:
             raise _Stop
         sums = self._sums
         row = {
@@ -483,7 +514,7 @@ class Trainer:
             "seconds": sums["seconds"] + time.perf_counter() - epoch_started,
         }
         if self.plateau is not None:
-            self.plateau.step(row["val_loss"])
+            self.plateau.step(self.parallel.from_rank_zero(row["val_loss"]))  # only rank 0 evaluates
         self.history.append(row)
         self.logger.log_epoch(row, self.history, self.config.epochs)
         self.epoch, self.batch, self._sums = self.epoch + 1, 0, None
@@ -499,15 +530,16 @@ class Trainer:
                 callback.on_epoch_end(self, row)
             except KeyboardInterrupt:
                 self._stop_requested = True
-        if self._stop_requested and self.epoch < self.config.epochs:
+        if self._stopping and self.epoch < self.config.epochs:
             raise _Stop
 
     def evaluate(self, split: str = "val") -> dict | None:
-        """Loss, top-1 and top-5 (percent) of the current model on ``"val"`` or ``"test"`` (``None`` if absent)."""
+        """Loss, top-1 and top-5 (percent) of the current model on ``"val"`` or ``"test"`` (``None`` if
+        absent, and on processes other than rank 0, which alone evaluates)."""
         loader = {"val": self.val_loader, "test": self.test_loader}.get(split, KeyError)
         if loader is KeyError:
             raise CnnlabError(f"split must be 'val' or 'test', got {split!r}")
-        if loader is None:
+        if loader is None or not self.parallel.is_main:
             return None
         # Left as "evaluating" if the evaluation fails, so that a memory error names its batch size.
         previous, self._phase = self._phase, "evaluating"
@@ -549,27 +581,12 @@ class Trainer:
             raise CnnlabError(f"out of memory on {getattr(self, 'device', self.config.device)} {advice}{kept} "
                               f"({first_line(error)})") from None
 
-    @contextlib.contextmanager
-    def _graceful_interrupt(self):
-        """First Ctrl-C: finish the current step, then stop and save. Second Ctrl-C: stop at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):
-            if self._stop_requested:
-                signal.signal(signal.SIGINT, previous)
-                raise KeyboardInterrupt
-            self._stop_requested = True
-            self.logger.end_progress()
-            self.logger.info("Ctrl-C: stopping after this step and saving a resumable checkpoint "
-                             "(Ctrl-C again to stop at once without saving)", always=True)
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    def _on_signal(self, name: str) -> None:
+        """The first Ctrl-C or SIGTERM: stop after the current step (all processes, under torchrun)."""
+        self._stop_requested, self._signal = True, name
+        self.logger.end_progress()
+        self.logger.info(f"{name}: stopping after this step and saving a resumable checkpoint "
+                         f"({name} again to stop at once without saving)", always=True)
 
     def _save_on_interrupt(self) -> None:
         self.logger.end_progress()
@@ -578,7 +595,8 @@ class Trainer:
         where = (f"epoch {self.epoch + 1}, after batch {self.batch}/{self.steps_per_epoch}" if self.batch
                  else f"the end of epoch {self.epoch}")
         self.logger.info(f"interrupted at step {self.step} ({where}); saved the state after the last completed "
-                         f"step to {self.out_dir / LAST}.*\ncontinue with: cnnlab train --resume {self.out_dir}",
+                         f"step to {self.out_dir / LAST}.*\ncontinue with: cnnlab train --resume {self.out_dir}"
+                         + (f" --nproc {self.parallel.world_size}" if self.parallel.world_size > 1 else ""),
                          always=True)
 
     # ------------------------------------------------------------------ the end
