@@ -260,6 +260,29 @@ def test_a_worker_killed_with_sigkill_is_restarted_from_the_last_checkpoint(tmp_
     assert largest_difference(weights(tmp_path / "straight"), weights(out)) < TRAINER_TOLERANCE
 
 
+@two_cores
+def test_sigterm_to_torchrun_stops_every_process_after_the_step_and_saves(tmp_path):
+    """torchrun passes SIGTERM on to its processes: they agree to stop after the same step, rank 0 saves."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "cnnlab", "train", "--nproc", "2", "--out", str(out), "--epochs", "6",
+               "--device", "cpu"]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last.state.pt").exists() and time.monotonic() < deadline and launcher.poll() is None:
+            time.sleep(0.005)
+        launcher.send_signal(signal.SIGTERM)
+        output = launcher.communicate(timeout=120)[0]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 143, output
+    assert "SIGTERM: stopping after this step" in output, output
+    assert f"continue with: cnnlab train --resume {out} --nproc 2" in " ".join(output.split())
+    _, state = load_checkpoint(out, "last")
+    assert state["step"] > 41 and state["world_size"] == 2 and not (out / "report.json").exists()
+
+
 # ---------------------------------------------------------------------- bad input
 
 
