@@ -113,6 +113,22 @@ def test_check_distributed_two_processes_equal_one_and_accumulation_equals_the_w
     assert "largest difference" in printed and "same algorithm" in printed
 
 
+@two_cores
+def test_a_model_in_two_pipeline_stages_trains_as_one_process(tmp_path, capfd):
+    """Model parallelism: LeNet-5's features on one process, its head on the other, 4 micro-batches,
+    GPipe and 1F1B, against one process accumulating the same micro-batches."""
+    out = tmp_path / "pipeline.json"
+    assert main(["check-distributed", "--pipeline", "--steps", "2", "--batch-size", "32", "--json", str(out)]) == 0
+    printed = capfd.readouterr().out
+    results = json.loads(out.read_text())["pipeline"]
+    assert [r["schedule"] for r in results] == ["gpipe", "1f1b"], printed
+    for result in results:
+        assert result["passed"] and result["difference"] <= 1e-7
+        assert result["bubble_formula"] == pytest.approx(1 / 5)  # (S-1)/(M+S-1), S = 2, M = 4
+        assert 0 <= result["bubble"] < 1 and result["busiest_stage_seconds"] > 0
+    assert "(S-1)/(M+S-1) = 20%" in printed
+
+
 def test_trainer_accumulation_equals_the_whole_batch(tmp_path):
     whole = train(tiny(epochs=1, precision="fp32"), tmp_path / "whole", quiet=True)
     accumulated = train(tiny(epochs=1, precision="fp32", accumulate=4), tmp_path / "accumulated", quiet=True)

@@ -167,8 +167,14 @@ def command(args, console) -> int:
     if not launched_by_torchrun():
         check_nproc(args.nproc, args.device)
         return launch(list(args.argv), args.nproc)
-    result = check_distributed(steps=args.steps, batch_size=args.batch_size, device=args.device,
-                               log=lambda line: console.print(escape(line), highlight=False))
+    log = lambda line: console.print(escape(line), highlight=False)  # noqa: E731
+    if args.pipeline:
+        from .pipeline import check_pipeline
+
+        cases = check_pipeline(micro_batches=args.micro_batches, steps=args.steps, batch_size=args.batch_size, log=log)
+        result = {"pipeline": cases, "passed": all(case["passed"] for case in cases)}
+    else:
+        result = check_distributed(steps=args.steps, batch_size=args.batch_size, device=args.device, log=log)
     if not is_main_process():
         return 0
     if args.json:
@@ -185,4 +191,9 @@ def add_command(commands) -> None:
     check.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="the global batch (default 64)")
     check.add_argument("--device", default="cpu", help="cpu (gloo; default) or cuda (NCCL, one GPU per process)")
     check.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    check.add_argument("--pipeline", action="store_true",
+                       help="model parallelism instead: LeNet-5 in two stages (GPipe and 1F1B) against one process, "
+                            "and the pipeline's idle share against (S-1)/(M+S-1); 2 CPU processes")
+    check.add_argument("--micro-batches", dest="micro_batches", type=int, default=4,
+                       help="micro-batches of the pipeline (default 4)")
     check.set_defaults(run=command)
