@@ -129,6 +129,19 @@ def test_a_model_in_two_pipeline_stages_trains_as_one_process(tmp_path, capfd):
     assert "(S-1)/(M+S-1) = 20%" in printed
 
 
+@two_cores
+def test_fully_sharded_processes_hold_half_the_model_each_and_train_as_one(tmp_path, capfd):
+    out = tmp_path / "fsdp.json"
+    assert main(["check-distributed", "--fsdp", "--steps", "2", "--batch-size", "32", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["passed"] and result["difference"] <= 1e-7, capfd.readouterr().out
+    whole = result["parameters"]
+    for row in result["per_rank"]:  # weights, gradients and SGD's momentum: each process a half
+        assert abs(row["parameters"] - whole / 2) <= 16
+        assert row["gradients"] == row["optimizer_state"] == row["parameters"]
+    assert sum(row["parameters"] for row in result["per_rank"]) == whole
+
+
 def test_trainer_accumulation_equals_the_whole_batch(tmp_path):
     whole = train(tiny(epochs=1, precision="fp32"), tmp_path / "whole", quiet=True)
     accumulated = train(tiny(epochs=1, precision="fp32", accumulate=4), tmp_path / "accumulated", quiet=True)

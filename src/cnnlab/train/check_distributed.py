@@ -168,7 +168,11 @@ def command(args, console) -> int:
         check_nproc(args.nproc, args.device)
         return launch(list(args.argv), args.nproc)
     log = lambda line: console.print(escape(line), highlight=False)  # noqa: E731
-    if args.pipeline:
+    if args.fsdp:
+        from .sharded import check_fully_sharded
+
+        result = check_fully_sharded(steps=args.steps, batch_size=args.batch_size, log=log)
+    elif args.pipeline:
         from .pipeline import check_pipeline
 
         cases = check_pipeline(micro_batches=args.micro_batches, steps=args.steps, batch_size=args.batch_size, log=log)
@@ -196,4 +200,7 @@ def add_command(commands) -> None:
                             "and the pipeline's idle share against (S-1)/(M+S-1); 2 CPU processes")
     check.add_argument("--micro-batches", dest="micro_batches", type=int, default=4,
                        help="micro-batches of the pipeline (default 4)")
+    check.add_argument("--fsdp", action="store_true",
+                       help="fully sharded data parallel instead (fully_shard): the weights, gradients and optimiser "
+                            "state each CPU process holds, and the weights against one process")
     check.set_defaults(run=command)
