@@ -84,6 +84,30 @@ def test_streaming_order_is_sharded_the_same_way():
             assert shares[rank][index:index + per_rank] == whole[start:start + 16][rank::2][:per_rank]
 
 
+def test_a_streamed_folder_is_sharded_the_same_way(tmp_path):
+    from cnnlab.data import load_dataset, parse_augment
+    from cnnlab.data.loader import build_loader
+
+    from ..data.helpers import make_tree
+
+    root = make_tree(tmp_path / "tree", per_class=7, splits=("train",))  # 21 images: batches of 8, 8, 5
+
+    def batches(rank=0, world_size=1, skip=0):
+        dataset = load_dataset(str(root), "train", in_memory=False, image_size=8)
+        loader = build_loader(dataset, 8, train=True, augment=parse_augment(""), mean=None, std=None, seed=4,
+                              rank=rank, world_size=world_size)
+        return len(loader), list(loader.epoch_batches(2, skip=skip))
+
+    count, whole = batches()
+    shares = [batches(rank, 2) for rank in range(2)]
+    assert count == shares[0][0] == shares[1][0] == 3
+    for index, (images, labels) in enumerate(whole):
+        for rank in range(2):
+            assert torch.equal(shares[rank][1][index][0], images[rank::2])
+            assert torch.equal(shares[rank][1][index][1], labels[rank::2])
+    assert torch.equal(batches(1, 2, skip=2)[1][0][1], whole[2][1][1::2])  # resuming mid-epoch
+
+
 def test_launcher_options_are_not_passed_to_the_processes():
     argv = ["train", "--nproc", "2", "--epochs", "3", "--rdzv-endpoint=h:1", "--nnod", "2", "--out", "x"]
     assert worker_argv(argv) == ["train", "--epochs", "3", "--out", "x"]
