@@ -38,6 +38,36 @@ def test_linear_probe_trains_the_head_only_and_keeps_bn_statistics(source_run, t
             assert torch.equal(before[key], after[key]), key  # weights and BN running statistics untouched
 
 
+def test_probe_features_trains_the_head_as_the_plain_linear_probe_does(source_run, tmp_path, capsys):
+    # Without augmentation the plain probe sees the same frozen features in the same order each
+    # epoch, so the cached path must end at the same head, however much faster it got there.
+    settings = dict(epochs=2, weights=str(source_run), transfer="linear-probe", augment="", precision="fp32",
+                    **SMALL_RESNET)
+    Trainer(tiny(**settings), tmp_path / "plain", quiet=True).fit()
+    cached = Trainer(tiny(probe_features=True, **settings), tmp_path / "cached")
+    assert cached.probe is not None and cached.probe.features.shape == (len(cached.train_set), 16)
+    cached.fit()
+    assert "probe_features: 16 features of" in capsys.readouterr().out
+    plain, fast, source = _weights(tmp_path / "plain"), _weights(tmp_path / "cached"), _weights(source_run)
+    for key in plain:
+        if key.startswith("fc."):
+            assert torch.allclose(plain[key], fast[key], atol=1e-5), key
+        else:
+            assert torch.equal(fast[key], source[key]), key  # the frozen layers untouched
+    report = json.loads((tmp_path / "cached" / "report.json").read_text())
+    # The training split's statistics reach the saved config of a transfer run, so `cnnlab eval`
+    # normalises as the trainer did.
+    assert report["config"]["mean"] == pytest.approx(cached.config.mean) and report["config"]["mean"] is not None
+    assert report["test_top1"] == json.loads((tmp_path / "plain" / "report.json").read_text())["test_top1"]
+
+
+def test_probe_features_is_for_the_linear_probe_of_pretrained_weights(source_run):
+    with pytest.raises(CnnlabError, match="give weights"):
+        tiny(probe_features=True).validate()
+    with pytest.raises(CnnlabError, match="linear-probe"):
+        tiny(probe_features=True, weights=str(source_run), transfer="fine-tune-all").validate()
+
+
 def test_fine_tune_last_trains_the_last_stage_and_fine_tune_all_slows_the_backbone(source_run, tmp_path):
     Trainer(tiny(epochs=1, weights=str(source_run), transfer="fine-tune-last", **SMALL_RESNET), tmp_path / "last",
             quiet=True).fit()

@@ -70,6 +70,7 @@ class TrainConfig:
     weights: str | None = None
     transfer: str = "auto"  # linear-probe | fine-tune-last | fine-tune-all | auto (the lecture's table)
     backbone_lr_scale: float = 0.1  # fine-tune-all: the pretrained layers' share of the learning rate
+    probe_features: bool = False  # linear-probe: run the frozen layers once, train the head on cached features
     init_std: float = 0.01  # standard deviation of init: normal
     zero_init_residual: bool = False  # start every residual block as the identity (Goyal et al. 2017)
 
@@ -218,6 +219,11 @@ class TrainConfig:
             raise CnnlabError(f"lookahead_every must be 0 (off) or a number of steps, got {self.lookahead_every}")
         if self.transfer not in TRANSFER_STRATEGIES:
             raise unknown_name("transfer strategy", self.transfer, TRANSFER_STRATEGIES)
+        if self.probe_features and not self.weights:
+            raise CnnlabError("probe_features caches the features of pretrained layers: give weights (--weights)")
+        if self.probe_features and self.transfer not in ("linear-probe", "auto"):
+            raise CnnlabError(f"probe_features is the linear probe's fast path; transfer {self.transfer!r} trains "
+                              "frozen layers too: use --transfer linear-probe, or drop probe_features")
         if not 0 < self.backbone_lr_scale <= 1:
             raise CnnlabError(f"backbone_lr_scale must lie in (0, 1], got {self.backbone_lr_scale}")
         if not 0 <= self.ema_decay < 1:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..data import channel_stats, init_sample, load_dataset, parse_augment
-from ..data.loader import build_loader
+from ..data.loader import build_loader, epoch_generator
 from ..device import autocast_context, build_grad_scaler, resolve_precision
 from ..errors import CnnlabError, MissingSplitError, first_line, is_out_of_memory
 from ..eval.loop import evaluate
@@ -42,7 +42,7 @@ from .optim import build_optimizer, scaled_lr
 from .report import describe_device, library_versions
 from .run import check_config, default_out_dir, existing_run, remove
 from .schedule import schedule_from_config
-from .transfer import apply_strategy, freeze_norm_statistics, prepare_transfer
+from .transfer import CachedFeatures, apply_strategy, freeze_norm_statistics, prepare_transfer
 from .seed import seed_everything
 
 STATE_VERSION = 1
@@ -148,6 +148,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.precision = resolve_precision(self.device, config.precision, config.channels_last)
         self._setup_data()
+        config = self.config  # with the statistics _setup_data computed: they must reach the saved config
         self.model = self.parallel.prepare(build_model(config, num_classes=self.num_classes, in_chans=self.in_chans),
                                            config.sync_bn, note=self.logger.info)
         self.model.to(self.device)
@@ -185,6 +186,7 @@ class Trainer:
         mode = (config.compile if isinstance(config.compile, str) else "default") if config.compile else None
         self.forward = torch.compile(self.model, mode=mode) if mode else self.model
         self.train_forward = self.parallel.wrap(self.model, self.forward, mode)  # DDP under torchrun
+        self.probe = self._cache_features() if config.probe_features else None
         if state is not None:
             self._load_state(state)
 
@@ -240,6 +242,25 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise CnnlabError(f"the training split has {len(self.train_set)} images, fewer than one batch of "
                               f"{config.batch_size} with drop_last; lower batch_size")
+
+    def _cache_features(self) -> CachedFeatures | None:
+        """probe_features: the frozen layers run once over the training images (see CachedFeatures)."""
+        config = self.config
+        if config.transfer != "linear-probe":
+            self.logger.info(f"probe_features: not used: transfer auto chose {config.transfer}, which trains more "
+                             "than the head")
+            return None
+        if self.parallel.world_size > 1:
+            raise CnnlabError("probe_features trains one linear layer in one process; drop it, or run without torchrun")
+        started = time.perf_counter()
+        loader = build_loader(self.train_set, config.evaluation_batch_size, train=False, augment=self.pipeline,
+                              mean=config.mean, std=config.std, device=self.device,
+                              channels_last=self.precision.channels_last)
+        probe = CachedFeatures(self.model, loader, autocast=lambda: autocast_context(self.device, self.precision))
+        self.train_forward = probe.head  # each step: the head alone, on cached features
+        self.logger.info(f"probe_features: {probe.features.shape[1]} features of {len(probe):,} training images "
+                         f"cached in {time.perf_counter() - started:.1f}s (no augmentation); the head trains on them")
+        return probe
 
     def _setup_schedule(self) -> None:
         if self.config.schedule == "plateau" and self.val_loader is None:
@@ -387,7 +408,11 @@ class Trainer:
     def _training_batches(self) -> Iterator:
         """The rest of the current epoch's batches. A loader that fails after Ctrl-C was pressed
         (DataLoader workers catch the signal too) stops the run as the Ctrl-C asked."""
-        batches = self.train_loader.epoch_batches(self.epoch, skip=self.batch)
+        if self.probe is not None:
+            order = torch.randperm(len(self.probe), generator=epoch_generator(self.config.seed, self.epoch))
+            batches = self.probe.epoch_batches(order, self.config.batch_size, self.steps_per_epoch, skip=self.batch)
+        else:
+            batches = self.train_loader.epoch_batches(self.epoch, skip=self.batch)
         while True:
             try:
                 yield next(batches)

@@ -264,3 +264,45 @@ def prepare_transfer(model: nn.Module, config, train_set, in_chans: int) -> tupl
                                                              f"{config.backbone_lr_scale:g}x the learning rate"
                                                              if strategy == "fine-tune-all" else ""))
     return config, trains, lines
+
+
+class CachedFeatures:
+    """The linear probe's fast path: the frozen network run once, the head trained on its features.
+
+    Lecture 8's "use the CNN as a fixed feature extractor": with every layer but the new
+    head frozen (and their BatchNorm in eval mode), the input of the head is the same
+    each time an image is seen, so it is computed once over the unaugmented training
+    images and each epoch trains only the head, a single linear layer, on those vectors:
+    an epoch costs a matrix product instead of the network's forward and backward pass.
+    What is given up is augmentation, which the frozen features would not see anyway
+    except through the head. The head keeps its place in the model, so the run's
+    checkpoints, evaluation and prediction are those of a plain linear-probe run.
+    """
+
+    def __init__(self, model: nn.Module, loader, *, autocast) -> None:
+        self.head = model.get_classifier()
+        captured, labels = [], []
+        hook = self.head.register_forward_pre_hook(lambda module, args: captured.append(args[0].detach().float()))
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                for images, targets in loader:
+                    with autocast():
+                        model(images)
+                    labels.append(targets)
+        finally:
+            hook.remove()
+            model.train(was_training)
+        self.features, self.labels = torch.cat(captured), torch.cat(labels)
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    def epoch_batches(self, order: torch.Tensor, batch_size: int, count: int, skip: int = 0):
+        """Batches ``skip`` to ``count`` of (features, labels) in ``order`` (the epoch's permutation)."""
+        order = order.to(self.features.device)
+        for index in range(skip, count):
+            chosen = order[index * batch_size: (index + 1) * batch_size]
+            yield self.features.index_select(0, chosen), self.labels.index_select(0, chosen)
+
