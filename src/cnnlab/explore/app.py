@@ -137,7 +137,7 @@ def create_app(runs: str | Path = "runs", data: str | Path | None = None, models
     @app.get("/api/gradient-flow", summary="Per-layer gradient norms of a plain or residual CIFAR net, one backward pass")
     def gradient_flow(depth: Annotated[int, Query(ge=8, le=MAX_DEPTH), AfterValidator(_six_n_plus_two)] = 20,
                       shortcut: bool = True,
-                      batch_size: Annotated[int, Query(ge=1, le=MAX_BATCH)] = 16,
+                      batch_size: Annotated[int, Query(ge=1, le=MAX_BATCH)] = 8,
                       image_size: Annotated[int, Query(ge=8, le=32)] = 16,
                       seed: Seed = 0) -> dict:
         try:

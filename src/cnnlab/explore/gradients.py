@@ -30,7 +30,7 @@ from .runs import finite
 
 MAX_DEPTH = 110
 MAX_BATCH = 32
-# The work of one request, depth x batch x pixels: the deepest net on the default batch of 16
+# The work of one request, depth x batch x pixels: the deepest net on a batch of 16
 # images of 16x16. A larger batch or image is allowed for a shallower net.
 MAX_WORK = MAX_DEPTH * 16 * 16 * 16
 
@@ -69,7 +69,7 @@ class GradientFlow:
         return result
 
 
-def gradient_flow(images: ImageSources, depth: int, shortcut: bool, batch_size: int = 16, image_size: int = 16,
+def gradient_flow(images: ImageSources, depth: int, shortcut: bool, batch_size: int = 8, image_size: int = 16,
                   seed: int = 0) -> dict:
     """One backward pass through a CIFAR ResNet (``shortcut=True``) or its plain twin.
 
