@@ -80,3 +80,10 @@ def test_state_round_trip():
     other.load_state_dict(reinforce.state_dict())
     assert other.baseline == reinforce.baseline
     assert log_p(other.controller, [2, 1]) == pytest.approx(log_p(controller, [2, 1]))
+
+
+def test_a_seeded_controller_starts_the_same_whatever_the_global_state():
+    first = Controller([3, 4], generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(123)
+    second = Controller([3, 4], generator=torch.Generator().manual_seed(5))
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))

@@ -32,7 +32,7 @@ class Controller(nn.Module):
     Step 0 reads a learned start vector. Weights start uniform in [-0.08, 0.08] (Zoph & Le),
     so the first policy is close to uniform: the controller starts as random search."""
 
-    def __init__(self, sizes: Sequence[int], hidden_size: int = 64):
+    def __init__(self, sizes: Sequence[int], hidden_size: int = 64, generator: torch.Generator | None = None):
         super().__init__()
         if not sizes or any(int(n) < 1 for n in sizes):
             raise CnnlabError(f"a controller needs at least one decision with at least one choice, got {list(sizes)}")
@@ -41,8 +41,8 @@ class Controller(nn.Module):
         self.lstm = nn.LSTMCell(hidden_size, hidden_size)
         self.heads = nn.ModuleList(nn.Linear(hidden_size, n) for n in self.sizes)
         self.embeddings = nn.ModuleList(nn.Embedding(n, hidden_size) for n in self.sizes)
-        for parameter in self.parameters():
-            nn.init.uniform_(parameter, -0.08, 0.08)
+        for parameter in self.parameters():  # from ``generator`` when given: a search's seed fixes them
+            nn.init.uniform_(parameter, -0.08, 0.08, generator=generator)
 
     def _run(self, tokens: Sequence[int] | None, generator: torch.Generator | None):
         """Walk the steps: sample each token (``tokens=None``) or follow the given ones (teacher

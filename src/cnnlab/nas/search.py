@@ -131,7 +131,7 @@ class ControllerSearch:
 
     def __init__(self, space: SearchSpace, path: Path, seed: int, lr: float):
         self.path = path
-        self.controller = Controller(space.sizes)
+        self.controller = Controller(space.sizes, generator=torch.Generator().manual_seed(seed))
         self.reinforce = Reinforce(self.controller, lr=lr)
         self.generator = torch.Generator().manual_seed(seed)
         self.step, self.pending, self.updates = 0, None, []
@@ -283,7 +283,10 @@ def summarize(space: SearchSpace, out: Path, records: dict, settings: dict, base
     """Write ``results.csv``, ``progress.png``, ``best_cell.png``, ``best.yaml`` and ``nas.json``."""
     import csv
 
-    rows = sorted(records.values(), key=lambda r: (r["searcher"], r["child"]))
+    # The children within the budget asked for now: a search resumed with a smaller budget than
+    # it once ran is summarised at that budget, so both searchers compare at the same count.
+    rows = sorted((r for r in records.values() if r["child"] < settings["budget"]),
+                  key=lambda r: (r["searcher"], r["child"]))
     if not rows:
         raise CnnlabError("no child has finished yet")
     buffer = io.StringIO()
