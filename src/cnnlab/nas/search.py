@@ -306,7 +306,8 @@ def summarize(space: SearchSpace, out: Path, records: dict, settings: dict, base
                                   "trained": sum(r["reused"] is None for r in mine), "best": top["description"]}
     plot_progress(rows, out / "progress.png", title=f"{space.name} space, {settings['epochs']} epoch(s) per child")
     plot_architecture(space.name, best["model_args"], out / "best_cell.png",
-                      title=f"best child: {best['searcher']} {best['child']}, val {best['val_top1']:.2f}%")
+                      title=f"best child: {best['searcher']} child {best['child'] + 1} ({best['folder']}), "
+                            f"val {best['val_top1']:.2f}%")
     recipe = dataclasses.replace(base.updated({"model_args": best["model_args"]}, where="best child"),
                                  recipe="nas-best", description=f"the best child of cnnlab nas in {out} "
                                                                 f"(val top-1 {best['val_top1']:.2f}%)")
