@@ -35,6 +35,7 @@ from ..registry import create_model
 from ..runs import LAST, RUNTIME_KEYS, TrainConfig, checkpoint_tags, to_yaml
 from ..train import Trainer
 from ..train.defaults import derive_config
+from ..train.run import writable_folder
 from .controller import Controller, Reinforce
 from .data import prepare_subset
 from .plots import plot_architecture, plot_progress
@@ -173,15 +174,6 @@ class ControllerSearch:
             return float(self.controller.log_prob(tokens))
 
 
-def _check_out(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write-test").write_text("")
-        (out / ".write-test").unlink()
-    except OSError as error:
-        raise CnnlabError(f"cannot write the search into {str(out)!r}: {error}") from None
-
-
 def _check_settings(out: Path, settings: dict) -> None:
     """A search folder holds one search: resuming it with other settings (space, data, epochs,
     seed, recipe) would mix children trained differently, so it is refused."""
@@ -209,7 +201,7 @@ def run_search(space: SearchSpace, data: str, out: str | Path, *, budget: int, e
     overrides = dict(overrides or {})
     _check_overrides(overrides)
     out = Path(out)
-    _check_out(out)
+    writable_folder(out, "the search")
     # Runtime keys (device, threads...) say where the children compute, not what: a resumed
     # search may change them.
     recipe = {key: value for key, value in overrides.items() if key not in RUNTIME_KEYS}

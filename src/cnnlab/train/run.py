@@ -32,6 +32,18 @@ def check_config(config: TrainConfig) -> TrainConfig:
     return config
 
 
+def writable_folder(out: str | Path, what: str) -> Path:
+    """Create ``out`` if needed and prove it writable before hours of work go into it."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write-test").write_text("")
+        (out / ".write-test").unlink()
+    except OSError as error:
+        raise CnnlabError(f"cannot write {what} into {str(out)!r}: {error}") from None
+    return out
+
+
 def default_out_dir(recipe: str) -> Path:
     """``runs/<recipe>-<timestamp>``, with a ``-2``, ``-3``... suffix if two runs start in the same second."""
     base = Path("runs") / f"{recipe}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"

@@ -33,6 +33,7 @@ from ..errors import CnnlabError
 from ..figures import save_figure
 from ..runs import TrainConfig, field_names, to_yaml
 from .callbacks import Callback
+from .run import writable_folder
 from .trainer import Trainer
 
 __all__ = ["Dimension", "default_space", "parse_space", "run_search", "narrow"]
@@ -211,13 +212,7 @@ def run_search(config: TrainConfig, out: str | Path, *, trials: int = 16, fine_t
     if sampler not in ("random", "tpe"):
         raise CnnlabError(f"sampler must be random or tpe, got {sampler!r}")
     space = space or default_space(config)
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write-test").write_text("")
-        (out / ".write-test").unlink()
-    except OSError as error:
-        raise CnnlabError(f"cannot write the search into {str(out)!r}: {error}") from None
+    out = writable_folder(out, "the search")
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     try:
         coarse = _run_stage(dataclasses.replace(config, epochs=coarse_epochs, milestones=[]), space, out, storage,
