@@ -173,7 +173,24 @@ def _init_weights(model: nn.Module) -> None:
     init_he_fan_out(model, zero_linear_bias=True)
 
 
-class NASNet(ClassifierModel):
+def run_cells(x: torch.Tensor, cells) -> torch.Tensor:
+    """NASNet's chain of cells: each cell reads the two previous outputs (h_i, h_{i-1}); the
+    first has no earlier cell, so its input serves as both."""
+    prev = x
+    for cell in cells:
+        x, prev = cell(x, prev), x
+    return x
+
+
+class NASNetHead(ClassifierModel):
+    """NASNet's head: global average pooling, dropout and the classifier ``fc``."""
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(torch.flatten(self.avgpool(x), 1))
+        return x if pre_logits else self.fc(x)
+
+
+class NASNet(NASNetHead):
     """NASNet-A for ImageNet, "``num_normal_cells`` @ ``penultimate_filters``" (paper, section 4.2).
 
     ``stem``: 3x3 conv, stride 2, no padding, ``stem_filters`` channels, BN (no ReLU:
@@ -248,15 +265,7 @@ class NASNet(ClassifierModel):
         _init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        prev = x  # the first stem cell has no earlier cell: its input serves as both
-        for cell in chain(self.stem_cells, self.cells):
-            x, prev = cell(x, prev), x
-        return self.act(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(torch.flatten(self.avgpool(x), 1))
-        return x if pre_logits else self.fc(x)
+        return self.act(run_cells(self.stem(x), chain(self.stem_cells, self.cells)))
 
 
 # weight_layers: the paper gives no layer count. Ours counts conv and FC layers on the

@@ -24,8 +24,8 @@ from ..layers import ConvNormAct
 from ..layers.nas_cells import NAS_BN_EPS
 from ..layers.weight_init import init_he_fan_out
 from ..registry import register_model
-from ._base import ClassifierModel
-from .nasnet import NASNET_A_NORMAL, NASNET_A_REDUCTION, NASNET_PAPER, CellGenotype, NasNetCell
+from .nasnet import (NASNET_A_NORMAL, NASNET_A_REDUCTION, NASNET_PAPER, CellGenotype, NASNetHead, NasNetCell,
+                     run_cells)
 
 #: The operations a cell block may apply (the NASNet menu's entries that NasNetCell builds).
 CELL_OPS = ("sep3x3", "sep5x5", "sep7x7", "avg3x3", "max3x3", "identity")
@@ -70,7 +70,7 @@ def cell_genotype(blocks, concat=None, *, name: str = "cell") -> CellGenotype:
     return CellGenotype(blocks=tuple(parsed), concat=concat)
 
 
-class NASNetCIFAR(ClassifierModel):
+class NASNetCIFAR(NASNetHead):
     """NASNet's CIFAR network, "``num_normal_cells`` @ 6 x 4 x ``filters``" for NASNet-A (paper, Figure 2).
 
     ``stem``: 3x3 conv to ``stem_multiplier x filters`` channels and BN (no ReLU: every cell
@@ -146,15 +146,7 @@ class NASNetCIFAR(ClassifierModel):
         init_he_fan_out(self, zero_linear_bias=True)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        prev = x  # the first cell has no earlier cell: the stem output serves as both inputs
-        for cell in self.cells:
-            x, prev = cell(x, prev), x
-        return self.act(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(torch.flatten(self.avgpool(x), 1))
-        return x if pre_logits else self.fc(x)
+        return self.act(run_cells(self.stem(x), self.cells))
 
 
 # weight_layers counted as for nasnet_a_mobile (conv and FC layers on the longest path, a
