@@ -166,6 +166,29 @@ def test_fully_sharded_processes_hold_half_the_model_each_and_train_as_one(tmp_p
     assert sum(row["parameters"] for row in result["per_rank"]) == whole
 
 
+@two_cores
+def test_alexnets_two_towers_on_two_processes_compute_the_grouped_network(tmp_path, capfd):
+    """AlexNet's two-GPU split, one tower per process, against alexnet_paper's grouped convolutions:
+    the same logits and the same weights after SGD steps; a split without the LRN halo differs."""
+    out = tmp_path / "towers.json"
+    assert main(["check-distributed", "--towers", "--steps", "2", "--image-size", "67", "--json", str(out)]) == 0
+    printed = capfd.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["passed"], printed
+    assert result["forward_difference"] <= 1e-12 and result["weight_difference"] <= 1e-12
+    assert result["largest_weight_change"] > 1e-4  # the steps did train
+    assert result["control_without_halo"] > 1e-10
+    assert result["per_rank_parameters"] == [result["parameters"] // 2] * 2
+    assert "differs, as it should" in printed
+
+
+def test_the_towers_need_two_processes():
+    with pytest.raises(CnnlabError, match="two towers"):
+        from cnnlab.train.towers import check_towers
+
+        check_towers()
+
+
 def test_trainer_accumulation_equals_the_whole_batch(tmp_path):
     whole = train(tiny(epochs=1, precision="fp32"), tmp_path / "whole", quiet=True)
     accumulated = train(tiny(epochs=1, precision="fp32", accumulate=4), tmp_path / "accumulated", quiet=True)

@@ -168,7 +168,13 @@ def command(args, console) -> int:
         check_nproc(args.nproc, args.device)
         return launch(list(args.argv), args.nproc)
     log = lambda line: console.print(escape(line), highlight=False)  # noqa: E731
-    if args.fsdp:
+    if args.batch_size is None:  # AlexNet at 227x227 in float64 is slow at 64 images a step
+        args.batch_size = 4 if args.towers else 64
+    if args.towers:
+        from .towers import check_towers
+
+        result = check_towers(steps=args.steps, batch_size=args.batch_size, image_size=args.image_size, log=log)
+    elif args.fsdp:
         from .sharded import check_fully_sharded
 
         result = check_fully_sharded(steps=args.steps, batch_size=args.batch_size, log=log)
@@ -192,7 +198,8 @@ def add_command(commands) -> None:
                                                           "batch: the largest weight difference after K steps")
     check.add_argument("--nproc", type=int, default=2, help="processes, started by torchrun (default 2)")
     check.add_argument("--steps", type=int, default=5, help="SGD steps compared (default 5)")
-    check.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="the global batch (default 64)")
+    check.add_argument("--batch-size", dest="batch_size", type=int,
+                       help="the global batch (default 64; 4 with --towers)")
     check.add_argument("--device", default="cpu", help="cpu (gloo; default) or cuda (NCCL, one GPU per process)")
     check.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     check.add_argument("--pipeline", action="store_true",
@@ -203,4 +210,9 @@ def add_command(commands) -> None:
     check.add_argument("--fsdp", action="store_true",
                        help="fully sharded data parallel instead (fully_shard): the weights, gradients and optimiser "
                             "state each CPU process holds, and the weights against one process")
+    check.add_argument("--towers", action="store_true",
+                       help="AlexNet's two-GPU split instead: one tower per CPU process against alexnet_paper's grouped "
+                            "convolutions in one (float64), forward and after --steps SGD steps; 2 processes")
+    check.add_argument("--image-size", dest="image_size", type=int, default=227,
+                       help="input size for --towers (default 227, the paper's)")
     check.set_defaults(run=command)
