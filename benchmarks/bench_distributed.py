@@ -6,7 +6,9 @@ torchrun's machinery (``python -m torch.distributed.run --standalone``); DDP all
 gradients with gloo, in its default 25 MB buckets, overlapped with the backward pass.
 Printed, as medians over the timed steps: images/s of each way and their ratio, and the
 all-reduce's share of a DDP step (a step timed as trained, and again under DDP's
-``no_sync()``, which skips the all-reduce: share = 1 - no_sync / synced).
+``no_sync()``, which skips the all-reduce: share = 1 - no_sync / synced); and, as a check of
+``cnnlab scale-estimate``, its step time predicted from the step without the all-reduce and
+the link's bandwidth and latency measured by lone all-reduces, against the DDP step measured.
 
 With ``--gpu`` (on a CUDA machine) it measures instead DDP's overhead on one GPU:
 ``torchrun --nproc-per-node 1`` (NCCL) against plain training on the same GPU.
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 
 import cnnlab
 from cnnlab import create_model
+from cnnlab.train.scale import estimate
 
 
 def synchronize(device):
@@ -61,6 +64,31 @@ def time_steps(model, forward, batch_size, image_size, device, warmup, steps, co
     return statistics.median(times)
 
 
+def time_allreduce(tensor, device, warmup, steps):
+    """Median seconds of one all-reduce of ``tensor`` among the processes."""
+    times = []
+    for step in range(warmup + steps):
+        torch.distributed.barrier()
+        synchronize(device)
+        started = time.perf_counter()
+        torch.distributed.all_reduce(tensor)
+        synchronize(device)
+        if step >= warmup:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def predicted_step(ddp: dict) -> tuple[float, float, float]:
+    """``cnnlab scale-estimate``'s DDP step for the measured compute (the ``no_sync`` step) and the
+    link measured by the lone all-reduces: latency from one number's, bandwidth from the rest."""
+    world, nbytes = ddp["world_size"], ddp["gradient_bytes"]
+    latency = ddp["allreduce_one_number"] / (2 * (world - 1))
+    bandwidth = 2 * (world - 1) / world * nbytes / max(ddp["allreduce"] - ddp["allreduce_one_number"], 1e-9)
+    point = estimate(nbytes, ddp["no_sync_step"], ddp["batch_per_process"], world, bandwidth=bandwidth,
+                     latency=latency)
+    return point.step_seconds, bandwidth, latency
+
+
 def worker(args) -> None:
     """One process of the torchrun launch: DDP steps, then the same steps without the all-reduce."""
     from torch.nn.parallel import DistributedDataParallel
@@ -78,10 +106,15 @@ def worker(args) -> None:
     share = args.batch_size // world
     synced = time_steps(model, ddp, share, args.image_size, device, args.warmup, args.steps)
     unsynced = time_steps(model, ddp, share, args.image_size, device, args.warmup, args.steps, ddp.no_sync)
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    # The all-reduce alone, for scale-estimate's inputs: one message of the gradients' size, and
+    # one of a single number (the latency).
+    whole, tiny = (time_allreduce(torch.zeros(n, device=device), device, args.warmup, args.steps)
+                   for n in (nbytes // 4, 1))
     if torch.distributed.get_rank() == 0:
         with open(args.result, "w") as handle:
-            json.dump({"step": synced, "no_sync_step": unsynced, "world_size": world,
-                       "gradient_mb": sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6}, handle)
+            json.dump({"step": synced, "no_sync_step": unsynced, "world_size": world, "gradient_bytes": nbytes,
+                       "allreduce": whole, "allreduce_one_number": tiny, "batch_per_process": share}, handle)
     torch.distributed.destroy_process_group()
 
 
@@ -133,9 +166,14 @@ def main() -> None:
     ddp = launch(args, args.nproc, 1)
     print(f"1 process x {args.nproc} threads:   {args.batch_size / single:8,.0f} images/s ({single * 1e3:.1f} ms/step)")
     print(f"{args.nproc} processes x 1 thread:   {args.batch_size / ddp['step']:8,.0f} images/s "
-          f"({ddp['step'] * 1e3:.1f} ms/step; gloo all-reduce of {ddp['gradient_mb']:.1f} MB of gradients)")
+          f"({ddp['step'] * 1e3:.1f} ms/step; gloo all-reduce of {ddp['gradient_bytes'] / 1e6:.1f} MB of gradients)")
     print(f"processes / threads: {single / ddp['step']:.2f}x; all-reduce share of a DDP step: "
           f"{1 - ddp['no_sync_step'] / ddp['step']:.1%} (step without it: {ddp['no_sync_step'] * 1e3:.1f} ms)")
+    step, bandwidth, latency = predicted_step(ddp)
+    print(f"scale-estimate from the step without the all-reduce and a lone all-reduce of the gradients "
+          f"({ddp['allreduce'] * 1e3:.1f} ms; {bandwidth / 1e9:.2f} GB/s, {latency * 1e6:.0f} us latency): "
+          f"{step * 1e3:.1f} ms per DDP step against {ddp['step'] * 1e3:.1f} ms measured "
+          f"({step / ddp['step'] - 1:+.1%})")
 
 
 if __name__ == "__main__":
