@@ -188,10 +188,12 @@ def plot(rows: list[dict], path: Path) -> None:
             axes.bar(xs, [r[strategy] for r in cells], width, label=strategy)
         axes.set_xticks(np.arange(len(cells)), [f"{r['fraction']:.0%}\n({r['train_images']} images)" for r in cells])
         axes.set_ylabel("test top-1 (%)")
+        axes.set_ylim(0, 100)
         axes.set_title({"similar": "similar target: CIFAR-10 classes 5-9",
                         "different": "different target: digits"}[kind])
-        axes.legend(fontsize=8)
-    figure.tight_layout()
+    handles, labels = axes.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=len(STRATEGIES), fontsize=9)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     figure.savefig(path, format="png")
 
 
