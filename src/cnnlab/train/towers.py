@@ -139,7 +139,8 @@ def check_towers(steps: int = 2, batch_size: int = 4, image_size: int = 227, num
     images = torch.randn(steps, batch_size, 3, image_size, image_size, generator=generator, dtype=torch.float64)
     labels = torch.randint(0, num_classes, (steps, batch_size), generator=generator)
 
-    grouped.train(), tower.train()
+    grouped.train()
+    tower.train()
     with torch.no_grad():
         logits = grouped(images[0])
         forward = float((tower(images[0]) - logits).abs().max())
