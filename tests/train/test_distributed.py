@@ -182,11 +182,13 @@ def test_alexnets_two_towers_on_two_processes_compute_the_grouped_network(tmp_pa
     assert "differs, as it should" in printed
 
 
-def test_the_towers_need_two_processes():
+def test_the_towers_need_two_processes(capsys):
     with pytest.raises(CnnlabError, match="two towers"):
         from cnnlab.train.towers import check_towers
 
         check_towers()
+    assert main(["check-distributed", "--towers", "--nproc", "1"]) == 2
+    assert "two towers, one per process: use --nproc 2, not 1" in capsys.readouterr().err
 
 
 def test_trainer_accumulation_equals_the_whole_batch(tmp_path):

@@ -165,6 +165,8 @@ def command(args, console) -> int:
     if args.steps < 1:
         raise CnnlabError(f"--steps must be at least 1, got {args.steps}")
     if not launched_by_torchrun():
+        if args.towers and args.nproc != 2:
+            raise CnnlabError(f"AlexNet's split has two towers, one per process: use --nproc 2, not {args.nproc}")
         check_nproc(args.nproc, args.device)
         return launch(list(args.argv), args.nproc)
     log = lambda line: console.print(escape(line), highlight=False)  # noqa: E731

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..registry import create_model
+from .check_distributed import _largest_difference
 from .distributed import DataParallel
 
 TOWERS = 2
@@ -116,11 +117,6 @@ class AlexNetTower(nn.Module):
         x = F.relu(self.fc6(self._gather(torch.flatten(self.avgpool(x), 1))))
         x = F.relu(self.fc7(self._gather(x)))
         return self._gather(self.fc8(self._gather(x)))
-
-
-def _largest_difference(a: nn.Module, b: nn.Module) -> float:
-    second = b.state_dict()
-    return max(float((tensor - second[name]).abs().max()) for name, tensor in a.state_dict().items())
 
 
 def check_towers(steps: int = 2, batch_size: int = 4, image_size: int = 227, num_classes: int = 10, seed: int = 0,
