@@ -20,6 +20,8 @@ CONFIGS = [
     ("cosine", {"warmup_steps": 10, "min_lr": 1e-3, "warmup_start_factor": 0.01}),
     ("onecycle", {}),
     ("onecycle", {"max_lr": 0.4, "pct_start": 0.25}),
+    ("onecycle", {"pct_start": 0.23, "div_factor": 5, "final_div_factor": 0.2 / 0.07, "anneal_strategy": "linear",
+                  "cycle_momentum": False}),
 ]
 
 
@@ -132,6 +134,40 @@ def test_resume_with_adamw_one_cycle_restores_betas():
     optimizer, schedule = _setup("onecycle", {}, "adamw")
     schedule.load_state_dict(saved)
     assert optimizer.param_groups[0]["betas"] == betas and betas[0] < 0.95
+
+
+def test_linear_one_cycle_is_airbench94s_triangle():
+    """airbench94's shape: straight up from 0.2 of the peak (over its first 23% of the steps;
+    25% here, so that the peak falls on a step), straight down to 0.07 of it, momentum fixed."""
+    optimizer, schedule = _setup("onecycle", {"pct_start": 0.25, "div_factor": 5, "final_div_factor": 0.2 / 0.07,
+                                              "anneal_strategy": "linear", "cycle_momentum": False})
+    lrs = [schedule.lr_at(s) for s in range(TOTAL)]
+    peak = lrs.index(max(lrs))
+    assert lrs[0] == pytest.approx(0.02) and max(lrs) == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.007)
+    rises, falls = [b - a for a, b in zip(lrs[:peak + 1], lrs[1:peak + 1])], [b - a for a, b in zip(lrs[peak:], lrs[peak + 1:])]
+    assert max(rises) == pytest.approx(min(rises)) and max(falls) == pytest.approx(min(falls))  # straight lines
+    assert min(rises) > 0 > max(falls)
+    assert {m for *_, m in _run(optimizer, schedule, TOTAL)} == {0.9}
+
+
+def test_anneal_strategy_is_checked():
+    with pytest.raises(CnnlabError, match="choose 'cos' or 'linear'"):
+        _setup("onecycle", {"anneal_strategy": "quadratic"})
+    with pytest.raises(CnnlabError, match="only applies to the 'onecycle' schedule"):
+        _setup("cosine", {"anneal_strategy": "linear"})
+
+
+def test_a_one_cycle_saved_before_anneal_strategy_resumes_as_the_cosine():
+    optimizer, schedule = _setup("onecycle", {})
+    _run(optimizer, schedule, 10)
+    saved = schedule.state_dict()
+    del saved["config"]["anneal_strategy"]  # what earlier versions wrote
+    optimizer, resumed = _setup("onecycle", {})
+    resumed.load_state_dict(saved)
+    assert resumed.lr_at(10) == schedule.lr_at(10)
+    _, linear = _setup("onecycle", {"anneal_strategy": "linear"})
+    with pytest.raises(CnnlabError, match="differs from this one"):
+        linear.load_state_dict(saved)
 
 
 def test_loading_a_different_schedule_is_refused():

@@ -193,6 +193,12 @@ def test_one_cycle_momentum_cycles_unless_told_to_keep_the_configs(tmp_path):
     fixed.fit()
     assert all(group["momentum"] == 0.8 for group in fixed.optimizer.param_groups)
     assert fixed.schedule.config["cycle_momentum"] is False
+    linear = Trainer(tiny(schedule="onecycle", warmup_epochs=0, anneal_strategy="linear"), tmp_path / "l", quiet=True)
+    assert linear.schedule.config["anneal_strategy"] == "linear"
+    with pytest.raises(CnnlabError, match="unknown anneal_strategy 'cosine'; choose one of cos, linear"):
+        check_config(load_recipe(None, schedule="onecycle", anneal_strategy="cosine"))
+    with pytest.raises(CnnlabError, match="anneal_strategy only applies to schedule: onecycle, not 'step'"):
+        check_config(load_recipe(None, schedule="step", anneal_strategy="linear"))
 
 
 def test_regularisation_overrides_reach_the_model(tmp_path):

@@ -27,6 +27,8 @@ DEFAULT_RECIPE = "lenet5-digits"
 
 # The per-iteration schedules of train.schedule, plus the per-epoch reduce-on-plateau.
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "plateau")
+# The one-cycle schedule's shapes (torch's OneCycleLR anneal_strategy).
+ANNEAL_STRATEGIES = ("cos", "linear")
 
 # torch.compile's modes: "reduce-overhead" replays the step as CUDA graphs, which removes
 # the per-kernel launch cost that dominates small CIFAR nets on a GPU.
@@ -117,6 +119,9 @@ class TrainConfig:
     # one-cycle: momentum (AdamW: beta1) cycles 0.95 -> 0.85 -> 0.95 against the lr, as in
     # Smith's policy; false keeps `momentum` (or betas) fixed for the whole run
     cycle_momentum: bool = True
+    # one-cycle: the shape of both phases, "cos" (Smith's, torch's default) or "linear"
+    # (airbench94's triangle: straight up to the peak, straight down)
+    anneal_strategy: str = "cos"
     plateau_patience: int = 5  # plateau: epochs without improvement of the val loss before lr *= gamma
     plateau_threshold: float = 1e-4
     label_smoothing: float = 0.0
@@ -198,6 +203,11 @@ class TrainConfig:
         if self.warmup_epochs and self.schedule == "onecycle":
             raise CnnlabError("the one-cycle schedule has its own warm-up (its first pct_start of training); "
                               "set pct_start instead of warmup_epochs")
+        if self.anneal_strategy not in ANNEAL_STRATEGIES:
+            raise CnnlabError(f"unknown anneal_strategy {self.anneal_strategy!r}; choose one of "
+                              f"{', '.join(ANNEAL_STRATEGIES)}")
+        if self.anneal_strategy != "cos" and self.schedule != "onecycle":
+            raise CnnlabError(f"anneal_strategy only applies to schedule: onecycle, not {self.schedule!r}")
         if self.milestones and self.schedule != "step":
             raise CnnlabError(f"milestones only apply to schedule: step, not {self.schedule!r}")
         bad = [m for m in self.milestones if not self.warmup_epochs < m < self.epochs]

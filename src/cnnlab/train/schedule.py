@@ -73,6 +73,7 @@ class LRSchedule:
         div_factor: float = 25.0,
         final_div_factor: float = 1e4,
         cycle_momentum: bool = True,
+        anneal_strategy: str = "cos",
     ):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise CnnlabError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
@@ -115,6 +116,10 @@ class LRSchedule:
                 )
         elif milestones is not None and len(milestones):
             raise CnnlabError(f"milestones only apply to the 'step' schedule, not to {key!r}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise CnnlabError(f"unknown anneal_strategy {anneal_strategy!r}; choose 'cos' or 'linear'")
+        if anneal_strategy != "cos" and key != "onecycle":
+            raise CnnlabError(f"anneal_strategy only applies to the 'onecycle' schedule, not to {key!r}")
         if key == "onecycle" and warmup_steps:
             raise CnnlabError(
                 "the one-cycle schedule has its own warm-up (its first pct_start of the steps); "
@@ -134,6 +139,7 @@ class LRSchedule:
             "milestones": list(milestones) if key == "step" else [], "gamma": gamma, "min_lr": min_lr,
             "max_lr": max_lr, "pct_start": pct_start, "div_factor": div_factor,
             "final_div_factor": final_div_factor, "cycle_momentum": bool(cycle_momentum),
+            "anneal_strategy": anneal_strategy,
         }
         self.base_lrs = base_lrs
         self.last_step = 0
@@ -147,11 +153,12 @@ class LRSchedule:
         if self.name == "onecycle":
             # Smith & Topor 2017: up from max_lr/div_factor to max_lr over pct_start of the
             # steps, then down to max_lr/(div_factor*final_div_factor); momentum cycles inversely.
+            # Both phases follow a half cosine, or a straight line (airbench94's triangle).
             max_lr = c["max_lr"] if c["max_lr"] is not None else list(self.base_lrs)
             return lr_scheduler.OneCycleLR(
                 optimizer, max_lr=max_lr, total_steps=self.total_steps, pct_start=c["pct_start"],
                 div_factor=c["div_factor"], final_div_factor=c["final_div_factor"],
-                cycle_momentum=c["cycle_momentum"],
+                cycle_momentum=c["cycle_momentum"], anneal_strategy=c["anneal_strategy"],
             )
         warmup = c["warmup_steps"]
         if self.name == "constant":
@@ -235,6 +242,8 @@ class LRSchedule:
             raise CnnlabError("not a schedule state: pass what LRSchedule.state_dict() returned")
         mine = {"name": self.name, "total_steps": self.total_steps, "config": self.config}
         theirs = {k: state.get(k) for k in mine}
+        if isinstance(theirs["config"], dict):  # saved before anneal_strategy existed: the cosine
+            theirs["config"] = {"anneal_strategy": "cos", **theirs["config"]}
         if mine != theirs:
             raise CnnlabError(
                 f"the saved schedule {theirs} differs from this one {mine}; "
@@ -271,7 +280,9 @@ def build_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int
     - ``"onecycle"``: Smith's one-cycle policy: up from ``max_lr / div_factor`` to
       ``max_lr`` (default: the optimiser's learning rate) over ``pct_start`` of the steps,
       then down to ``max_lr / (div_factor * final_div_factor)``, with momentum (or Adam's
-      beta1) cycling 0.95 -> 0.85 -> 0.95 unless ``cycle_momentum=False``;
+      beta1) cycling 0.95 -> 0.85 -> 0.95 unless ``cycle_momentum=False``; both phases
+      are half cosines, or straight lines with ``anneal_strategy="linear"`` (airbench94's
+      triangle);
     - ``"constant"``: the optimiser's learning rate throughout.
 
     ``warmup_steps > 0`` puts a linear warm-up from ``warmup_start_factor`` x LR to the LR
@@ -279,7 +290,8 @@ def build_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int
     batches; the ResNet paper warms ResNet-110 up at 0.01 before 0.1, i.e. factor 0.1).
     ``settings`` are :class:`LRSchedule`'s keyword arguments (``warmup_steps``,
     ``warmup_start_factor``, ``milestones``, ``gamma``, ``min_lr``, ``max_lr``,
-    ``pct_start``, ``div_factor``, ``final_div_factor``, ``cycle_momentum``). Invalid
+    ``pct_start``, ``div_factor``, ``final_div_factor``, ``cycle_momentum``,
+    ``anneal_strategy``). Invalid
     settings raise :class:`~cnnlab.errors.CnnlabError`.
     """
     return LRSchedule(optimizer, name, total_steps, **settings)
@@ -387,5 +399,6 @@ def schedule_from_config(optimizer: torch.optim.Optimizer, config, steps_per_epo
     schedule = build_schedule(
         optimizer, config.schedule, total, warmup_steps=warmup, warmup_start_factor=config.warmup_start_factor,
         milestones=milestones or None, gamma=config.gamma, min_lr=config.min_lr, pct_start=config.pct_start,
-        div_factor=config.div_factor, final_div_factor=config.final_div_factor, cycle_momentum=config.cycle_momentum)
+        div_factor=config.div_factor, final_div_factor=config.final_div_factor, cycle_momentum=config.cycle_momentum,
+        anneal_strategy=config.anneal_strategy)
     return schedule, None
