@@ -61,6 +61,24 @@ def test_cpu_with_native_bf16_uses_bf16_and_channels_last(cpuinfo, text, flag):
     assert flag in precision.reason
 
 
+@pytest.mark.parametrize("cap,name,channels_last", [
+    ("AVX2", "fp32", False),               # an AVX2-only CPU's convolutions: fp32, channels first
+    ("avx512_core", "fp32", True),         # AVX-512 without bf16: fp32, channels last
+    ("AVX512_CORE_BF16", "bf16", True),    # bf16 still native
+    ("ALL", "bf16", True),
+])
+def test_onednn_isa_cap_is_honoured(cpuinfo, monkeypatch, cap, name, channels_last):
+    cpuinfo(COOPER_LAKE)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    precision = resolve_precision("cpu")
+    assert (precision.name, precision.channels_last) == (name, channels_last)
+    held = cap.upper() in ("AVX2", "AVX512_CORE")
+    assert ("oneDNN held to" in precision.reason) == held
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "avx2")  # oneDNN's older name
+    assert resolve_precision("cpu").name == "fp32"
+
+
 def test_no_cpuinfo_falls_back_to_fp32(cpuinfo):
     cpuinfo(None)  # macOS, Windows
     precision = resolve_precision("cpu")

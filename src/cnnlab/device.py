@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import torch
@@ -92,19 +93,49 @@ def _cpu_flags() -> set[str] | None:
     return flags
 
 
+def _onednn_isa_cap() -> str | None:
+    """The instruction set oneDNN (torch's CPU convolutions) is held to, when the user holds
+    it with ``ONEDNN_MAX_CPU_ISA`` (or its older name ``DNNL_MAX_CPU_ISA``); ``None`` if not."""
+    value = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    value = (value or "").strip().upper()
+    return None if value in ("", "ALL", "DEFAULT") else value
+
+
+def _usable_cpu_flags() -> tuple[set[str] | None, str]:
+    """The CPU's flags less the ones the convolutions may not use, and a note saying why.
+
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` makes oneDNN run an AVX-512 CPU's convolutions as an
+    AVX2-only CPU would (with ``ATEN_CPU_CAPABILITY=avx2`` for torch's other kernels): the
+    automatic choices then follow, fp32 and the AVX2 memory format, instead of a bf16 that
+    oneDNN would now emulate.
+    """
+    flags = _cpu_flags()
+    cap = _onednn_isa_cap()
+    if flags is None or cap is None or cap.startswith(("AVX512_CORE_AMX", "AVX10")):
+        return flags, ""
+    if cap.startswith(("AVX512_CORE_BF16", "AVX512_CORE_FP16")):
+        dropped = {f for f in flags if f.startswith("amx")}
+    elif cap.startswith("AVX512"):
+        dropped = {f for f in flags if f.startswith("amx") or f == "avx512_bf16"}
+    else:  # SSE41, AVX, AVX2, AVX2_VNNI...: no AVX-512 at all
+        dropped = {f for f in flags if f.startswith(("amx", "avx512"))}
+    return flags - dropped, f"; oneDNN held to {cap} by ONEDNN_MAX_CPU_ISA" if dropped else ""
+
+
 def cpu_native_bf16() -> tuple[bool, str]:
     """Whether this CPU computes bfloat16 in hardware, and how that was decided.
 
-    Reads the ``flags`` of ``/proc/cpuinfo`` (Linux) for AVX512-BF16 or AMX; elsewhere
-    the answer is ``False`` (bf16 would be emulated, slower than fp32).
+    Reads the ``flags`` of ``/proc/cpuinfo`` (Linux) for AVX512-BF16 or AMX, less those
+    that ``ONEDNN_MAX_CPU_ISA`` forbids the convolutions; elsewhere the answer is ``False``
+    (bf16 would be emulated, slower than fp32).
     """
-    flags = _cpu_flags()
+    flags, note = _usable_cpu_flags()
     if flags is None:
         return False, "CPU flags unavailable (no /proc/cpuinfo)"
     found = [flag for flag in _CPU_BF16_FLAGS if flag in flags]
     if found:
-        return True, f"CPU has native bf16 ({', '.join(found)})"
-    return False, "CPU lacks native bf16 (no avx512_bf16/amx_bf16)"
+        return True, f"CPU has native bf16 ({', '.join(found)}){note}"
+    return False, f"CPU lacks native bf16 (no avx512_bf16/amx_bf16){note}"
 
 
 def _cuda_bf16_supported() -> bool:
@@ -118,8 +149,8 @@ def resolve_channels_last(device, requested: bool | str = "auto") -> bool:
     NHWC, so ``"auto"`` turns it on for CUDA, for CPUs with native bf16 (the ones that run
     mixed precision) and for other AVX-512 CPUs, where it was measured faster in fp32 for
     every conv net tried (1.01x LeNet-5 to 1.34x airbench94); it stays off on CPUs where it
-    has not been measured (AVX2-only x86, ARM, no ``/proc/cpuinfo``). ``True``/``False``
-    force it.
+    has not been measured (AVX2-only x86, ARM, no ``/proc/cpuinfo``), and where
+    ``ONEDNN_MAX_CPU_ISA`` holds the convolutions below AVX-512. ``True``/``False`` force it.
     """
     if isinstance(requested, bool):
         return requested
@@ -129,7 +160,7 @@ def resolve_channels_last(device, requested: bool | str = "auto") -> bool:
     if kind == "cuda":
         return True
     if kind == "cpu":
-        flags = _cpu_flags() or set()
+        flags = _usable_cpu_flags()[0] or set()
         return any(flag in flags for flag in _CPU_BF16_FLAGS + _CPU_NHWC_FLAGS)
     return False
 
