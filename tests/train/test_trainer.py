@@ -397,6 +397,39 @@ def test_a_model_with_data_dependent_init_is_set_from_the_training_images(tmp_pa
     assert torch.equal(resumed.model.whiten.conv.bias, trainer.model.whiten.conv.bias)
 
 
+class RecordWhiteningBias(Callback):
+    """Notes, after each step, whether the whitening bias trained in it (a gradient) or not."""
+
+    def __init__(self):
+        self.trained = []
+
+    def on_step_end(self, trainer):
+        self.trained.append((trainer.epoch, trainer.model.whiten.conv.bias.grad is not None))
+
+
+def test_the_whitening_bias_freezes_after_whiten_bias_epochs(tmp_path):
+    """airbench94's progressive freezing: the whitening bias trains in the first epoch only, then
+    stays put; backpropagation then stops at the first block (no gradient reaches the stem)."""
+    root = make_tree(tmp_path / "tree", per_class=12, splits=("train", "test"), size=(32, 32))
+    config = tiny(data=str(root), model="airbench94", model_args={"widths": [8, 16, 16]}, epochs=3, batch_size=12,
+                  augment="flip", label_smoothing=0.0, warmup_epochs=0, val_fraction=0.0, whiten_bias_epochs=1)
+    record = RecordWhiteningBias()
+    trainer = Trainer(config, tmp_path / "run", quiet=True, callbacks=[record])
+    biases = []
+    trainer.callbacks.append(type("Keep", (Callback,), {"on_epoch_end": lambda self, t, row: biases.append(
+        t.model.whiten.conv.bias.detach().clone())})())
+    trainer.fit()
+    assert record.trained == [(0, True)] * 3 + [(1, False)] * 3 + [(2, False)] * 3
+    assert not torch.equal(biases[0], torch.zeros_like(biases[0]))  # it trained in epoch 1...
+    assert torch.equal(biases[1], biases[0]) and torch.equal(biases[2], biases[0])  # ...and then stayed
+    resumed = Trainer.resume(tmp_path / "run", quiet=True)
+    assert torch.equal(resumed.model.whiten.conv.bias, biases[0])
+    with pytest.raises(CnnlabError, match="whiten_bias_epochs needs a model with a patch-whitening layer"):
+        Trainer(tiny(whiten_bias_epochs=1, epochs=1), tmp_path / "lenet", quiet=True).fit()
+    with pytest.raises(CnnlabError, match="whiten_bias_epochs must be a number of epochs"):
+        check_config(tiny(whiten_bias_epochs=-1))
+
+
 def test_flip_test_time_augmentation_averages_image_and_mirror(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).eval()

@@ -133,6 +133,9 @@ class TrainConfig:
     lookahead_decay: float = 0.95  # per-step decay of the slow weights, ramped in by training progress cubed
     # exponential moving average of the weights, evaluated instead of them (timm's model EMA; 0: off)
     ema_decay: float = 0.0
+    # airbench94's progressive freezing: train the patch-whitening layer's bias for this many
+    # epochs, then freeze it, which spares the first convolution its input gradient (null: never)
+    whiten_bias_epochs: int | None = None
 
     # -- how it runs
     seed: int = 0
@@ -236,6 +239,11 @@ class TrainConfig:
                               "frozen layers too: use --transfer linear-probe, or drop probe_features")
         if not 0 < self.backbone_lr_scale <= 1:
             raise CnnlabError(f"backbone_lr_scale must lie in (0, 1], got {self.backbone_lr_scale}")
+        if self.whiten_bias_epochs is not None and (isinstance(self.whiten_bias_epochs, bool)
+                                                    or int(self.whiten_bias_epochs) != self.whiten_bias_epochs
+                                                    or self.whiten_bias_epochs < 0):
+            raise CnnlabError(f"whiten_bias_epochs must be a number of epochs (0 or more) or null, "
+                              f"got {self.whiten_bias_epochs!r}")
         if not 0 <= self.ema_decay < 1:
             raise CnnlabError(f"ema_decay must be 0 (off) or lie in (0, 1), e.g. 0.999, got {self.ema_decay}")
         if not 0 < self.lookahead_decay < 1:

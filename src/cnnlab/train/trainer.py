@@ -30,6 +30,7 @@ from ..data.loader import build_loader, epoch_generator
 from ..device import autocast_context, build_grad_scaler, resolve_precision
 from ..errors import CnnlabError, MissingSplitError, first_line, is_out_of_memory
 from ..eval.loop import evaluate
+from ..models.airbench import freeze_whitening_bias
 from ..registry import build_model, model_info
 from ..runs import BEST, LAST, RUNTIME_KEYS, TrainConfig, checkpoint_tags, load_checkpoint, restore_rng_state, to_yaml
 from .callbacks import Callback
@@ -374,6 +375,8 @@ class Trainer:
         config, model, optimizer = self.config, self.model, self.optimizer
         model.train()
         freeze_norm_statistics(model)  # BN of layers a transfer strategy froze keeps its statistics
+        if config.whiten_bias_epochs is not None:
+            freeze_whitening_bias(model, self.epoch >= config.whiten_bias_epochs, distributed=self.parallel.enabled)
         self._start_counting()
         for images, targets in self._training_batches():
             optimizer.zero_grad(set_to_none=True)
