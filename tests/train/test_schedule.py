@@ -151,7 +151,7 @@ def test_linear_one_cycle_is_airbench94s_triangle():
 
 
 def test_anneal_strategy_is_checked():
-    with pytest.raises(CnnlabError, match="choose 'cos' or 'linear'"):
+    with pytest.raises(CnnlabError, match="unknown anneal_strategy 'quadratic'; choose one of cos, linear"):
         _setup("onecycle", {"anneal_strategy": "quadratic"})
     with pytest.raises(CnnlabError, match="only applies to the 'onecycle' schedule"):
         _setup("cosine", {"anneal_strategy": "linear"})

@@ -239,9 +239,7 @@ class TrainConfig:
                               "frozen layers too: use --transfer linear-probe, or drop probe_features")
         if not 0 < self.backbone_lr_scale <= 1:
             raise CnnlabError(f"backbone_lr_scale must lie in (0, 1], got {self.backbone_lr_scale}")
-        if self.whiten_bias_epochs is not None and (isinstance(self.whiten_bias_epochs, bool)
-                                                    or int(self.whiten_bias_epochs) != self.whiten_bias_epochs
-                                                    or self.whiten_bias_epochs < 0):
+        if self.whiten_bias_epochs is not None and self.whiten_bias_epochs < 0:  # the loader checked the type
             raise CnnlabError(f"whiten_bias_epochs must be a number of epochs (0 or more) or null, "
                               f"got {self.whiten_bias_epochs!r}")
         if not 0 <= self.ema_decay < 1:

@@ -19,6 +19,7 @@ import torch
 from torch.optim import lr_scheduler
 
 from ..errors import CnnlabError
+from ..runs.config import ANNEAL_STRATEGIES
 
 SCHEDULE_NAMES = ("constant", "step", "cosine", "onecycle")
 
@@ -116,8 +117,8 @@ class LRSchedule:
                 )
         elif milestones is not None and len(milestones):
             raise CnnlabError(f"milestones only apply to the 'step' schedule, not to {key!r}")
-        if anneal_strategy not in ("cos", "linear"):
-            raise CnnlabError(f"unknown anneal_strategy {anneal_strategy!r}; choose 'cos' or 'linear'")
+        if anneal_strategy not in ANNEAL_STRATEGIES:
+            raise CnnlabError(f"unknown anneal_strategy {anneal_strategy!r}; choose one of {', '.join(ANNEAL_STRATEGIES)}")
         if anneal_strategy != "cos" and key != "onecycle":
             raise CnnlabError(f"anneal_strategy only applies to the 'onecycle' schedule, not to {key!r}")
         if key == "onecycle" and warmup_steps:
