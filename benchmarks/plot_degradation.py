@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -27,6 +28,17 @@ from cnnlab.train.report import read_metrics_csv  # noqa: E402
 PANELS = (("plain", ("plain20-cifar10", "plain56-cifar10")), ("ResNet", ("resnet20-cifar10", "resnet56-cifar10")))
 COLOURS = {"20": "tab:orange", "56": "tab:red"}
 STEPS_PER_EPOCH = 352  # 45,000 training images in batches of 128, the last one partial
+
+
+def data_label(run: Path) -> str:
+    """Which CIFAR-10 a run trained on, from its saved config: every figure names its data."""
+    config = run / "config.yaml"
+    data = str(yaml.safe_load(config.read_text()).get("data", "")) if config.is_file() else ""
+    if "jpg" in data.lower() or "jpeg" in data.lower():
+        return "CIFAR-10 (JPEG q75)"
+    if data == "cifar10" or "cifar-10-python" in data:
+        return "CIFAR-10 (lossless)"
+    return data or "unknown data (no config.yaml)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 0.5, 4.2), sharey=True,
                              squeeze=False)
     axes = axes[0]
+    labels = {data_label(runs / recipe) for recipe in metrics if recipe not in missing}
+    if len(labels) > 1:
+        print(f"error: the runs in {runs} trained on different data ({', '.join(sorted(labels))}); "
+              "a figure compares runs on one data set", file=sys.stderr)
+        return 1
+    (label,) = labels
+    print(f"data: {label}")
     for ax, (title, recipes) in zip(axes, panels):
         for recipe in recipes:
             if recipe in missing:
@@ -63,18 +82,19 @@ def main(argv: list[str] | None = None) -> int:
             ax.plot(iterations, val_error, color=COLOURS[depth], linewidth=2.2, label=f"{name} val")
             print(f"{name:10s} {len(rows):3d} epochs: final training error {train_error[-1]:5.2f}%, "
                   f"validation error {val_error[-1]:5.2f}%")
-        ax.set_title(f"{title} networks on CIFAR-10 (JPEG q75)")
+        ax.set_title(f"{title} networks on {label}")
         ax.set_xlabel("iterations (1e4)")
         ax.set_ylim(0, 20)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("error (%)")
-    if len(panels) == 2:
+    depths = {re.sub(r"\D", "", recipe.split("-")[0]) for recipe in metrics if recipe not in missing}
+    if len(panels) == 2 and len(depths) == 2:
         fig.suptitle("Degradation: deeper plain nets train worse, deeper residual nets train better "
                      "(He et al. 2016, Fig. 6)", fontsize=10)
-    else:
-        only = panels[0][0]
-        fig.suptitle(f"He et al. 2016, Fig. 6: the {only} panel only", fontsize=10)
+    else:  # say what is missing rather than claim what the runs cannot show
+        shown = " and ".join(f"the {title} panel" for title, _ in panels)
+        fig.suptitle(f"He et al. 2016, Fig. 6: {shown}, {'/'.join(sorted(depths))} layers only", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")

@@ -18,11 +18,13 @@ def plot_degradation():
     return module
 
 
-def _fake_run(folder: Path, recipe: str, final_train_top1: float) -> None:
+def _fake_run(folder: Path, recipe: str, final_train_top1: float, data: str | None = None) -> None:
     rows = [{"epoch": epoch, "lr": 0.1, "train_loss": 1.0, "train_top1": final_train_top1 - 3 + epoch,
              "val_loss": 1.0, "val_top1": 80.0 + epoch, "images_per_second": 100.0, "seconds": 1.0}
             for epoch in (1, 2, 3)]
     write_metrics_csv(folder / recipe / "metrics.csv", rows)
+    if data is not None:
+        (folder / recipe / "config.yaml").write_text(f"recipe: {recipe}\ndata: {data}\n")
 
 
 def test_draws_only_the_panels_with_runs(plot_degradation, tmp_path, capsys):
@@ -43,4 +45,18 @@ def test_draws_only_the_panels_with_runs(plot_degradation, tmp_path, capsys):
 def test_a_folder_without_runs_is_an_error(plot_degradation, tmp_path, capsys):
     assert plot_degradation.main([str(tmp_path)]) == 1
     assert "no run folder with a metrics.csv" in capsys.readouterr().err
+    assert not (tmp_path / "degradation.png").exists()
+
+
+def test_the_figure_names_the_data_and_refuses_to_mix_data_sets(plot_degradation, tmp_path, capsys):
+    for recipe in ("plain20-cifar10", "resnet20-cifar10"):
+        (tmp_path / recipe).mkdir()
+    _fake_run(tmp_path, "plain20-cifar10", 90.0, data="cifar10")
+    _fake_run(tmp_path, "resnet20-cifar10", 92.0, data="../data/cifar-10-python.tar.gz")
+    assert plot_degradation.main([str(tmp_path)]) == 0
+    assert "data: CIFAR-10 (lossless)" in capsys.readouterr().out
+    _fake_run(tmp_path, "resnet20-cifar10", 92.0, data="../data/cifar10-jpg.tar.gz")
+    (tmp_path / "degradation.png").unlink()
+    assert plot_degradation.main([str(tmp_path)]) == 1
+    assert "different data (CIFAR-10 (JPEG q75), CIFAR-10 (lossless))" in capsys.readouterr().err
     assert not (tmp_path / "degradation.png").exists()

@@ -117,3 +117,22 @@ def test_norm_bias_lr_scale_gives_normalisation_shifts_their_own_learning_rate()
     assert "1.bias" not in scaled.param_groups[1]["param_names"] and "1.weight" in scaled.param_groups[1]["param_names"]
     with pytest.raises(CnnlabError, match="norm_bias_lr_scale"):
         build_optimizer(model, "sgd", 0.5, norm_bias_lr_scale=0)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_decayed_fast_shifts_shrink_per_step_like_every_other_weight(name):
+    """airbench94 decays BN shifts too, with the decay divided by their 64x learning rate:
+    with no gradient, one step shrinks a shift by the same factor as a convolution's weight."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    nn.init.uniform_(model[1].bias, 1.0, 2.0)
+    optimizer = build_optimizer(model, name, 0.5, weight_decay=0.01, momentum=0.0, no_decay_norm_and_bias=False,
+                                norm_bias_lr_scale=64)
+    assert optimizer.param_groups[-1]["weight_decay"] == pytest.approx(0.01 / 64)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for parameter in model.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+    shrink = {n: (p.detach() / before[n]) for n, p in model.named_parameters()}
+    assert torch.allclose(shrink["1.bias"], torch.full((4,), 1 - 0.5 * 0.01))
+    assert torch.allclose(shrink["0.weight"], torch.full_like(shrink["0.weight"], 1 - 0.5 * 0.01))

@@ -58,8 +58,8 @@ def _no_decay_names(model: nn.Module) -> set[str]:
 
 
 def param_groups(model: nn.Module, weight_decay: float, no_decay_norm_and_bias: bool = True, *,
-                 norm_bias_lr: float | None = None, head: Sequence[str] = (),
-                 backbone_lr: float | None = None) -> list[dict]:
+                 norm_bias_lr: float | None = None, norm_bias_weight_decay: float | None = None,
+                 head: Sequence[str] = (), backbone_lr: float | None = None) -> list[dict]:
     """Split the trainable parameters of ``model`` into a decayed and a non-decayed group.
 
     Lecture idea: weight decay (L2 regularisation) is meant to shrink the weights of
@@ -76,8 +76,11 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_norm_and_bias: 
     group's ``"param_names"`` and checks them when a checkpoint is loaded.
 
     ``norm_bias_lr`` puts the shifts of the normalisation layers into a last group of their
-    own with that learning rate (airbench94 trains BN shifts 64 times faster than the rest);
-    they keep the decay they would otherwise have.
+    own with that learning rate (airbench94 trains BN shifts 64 times faster than the rest).
+    They are decayed only with ``no_decay_norm_and_bias=False``, and then with
+    ``norm_bias_weight_decay`` (default ``weight_decay``): :func:`build_optimizer` gives it
+    ``weight_decay`` divided by the learning-rate scale, so that the shrinkage of each step
+    (learning rate x decay) is the same for every parameter, as airbench94 does.
 
     ``backbone_lr`` (transfer learning's fine-tuning, lecture 7: pretrained layers learn at
     a tenth of the new head's rate) gives every parameter outside the modules named in
@@ -110,7 +113,9 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_norm_and_bias: 
         if pairs:
             groups.append({"params": pairs, "weight_decay": decay_of_group})
     if fast:
-        groups.append({"params": fast, "weight_decay": 0.0 if no_decay_norm_and_bias else weight_decay,
+        fast_decay = weight_decay if norm_bias_weight_decay is None else _check_number(
+            "norm_bias_weight_decay", norm_bias_weight_decay, 0.0)
+        groups.append({"params": fast, "weight_decay": 0.0 if no_decay_norm_and_bias else fast_decay,
                        "lr": _check_number("norm_bias_lr", norm_bias_lr, 0.0, low_inclusive=False)})
     groups += slow
     if not groups:
@@ -142,7 +147,9 @@ def build_optimizer(
     :func:`scaled_lr`) and 1e-3 for AdamW; ``weight_decay`` 5e-4 for SGD (AlexNet/VGG)
     and 0.05 for AdamW. Parameter groups come from :func:`param_groups`, so normalisation
     parameters and biases are not decayed unless ``no_decay_norm_and_bias=False``.
-    ``norm_bias_lr_scale`` multiplies the learning rate of normalisation shifts (airbench94: 64).
+    ``norm_bias_lr_scale`` multiplies the learning rate of normalisation shifts (airbench94: 64);
+    if they are decayed, their weight decay is divided by it, so that each step shrinks them
+    as much as any other weight (airbench94's decay of BN shifts).
     ``backbone_lr_scale`` multiplies the learning rate of everything outside the ``head``
     modules (fine-tuning pretrained layers; see :func:`param_groups`).
     """
@@ -150,10 +157,11 @@ def build_optimizer(
     if key not in OPTIMIZER_NAMES:
         raise CnnlabError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZER_NAMES)}")
     lr = _DEFAULT_LR[key] if lr is None else _check_number("lr", lr, 0.0, low_inclusive=False)
-    weight_decay = _DEFAULT_WEIGHT_DECAY[key] if weight_decay is None else weight_decay
+    weight_decay = _check_number("weight_decay", _DEFAULT_WEIGHT_DECAY[key] if weight_decay is None else weight_decay, 0.0)
     norm_bias_lr_scale = _check_number("norm_bias_lr_scale", norm_bias_lr_scale, 0.0, low_inclusive=False)
     groups = param_groups(model, weight_decay, no_decay_norm_and_bias,
                           norm_bias_lr=lr * norm_bias_lr_scale if norm_bias_lr_scale != 1.0 else None,
+                          norm_bias_weight_decay=weight_decay / norm_bias_lr_scale,
                           head=head, backbone_lr=lr * backbone_lr_scale if backbone_lr_scale is not None else None)
     if key == "sgd":
         momentum = _check_number("momentum", momentum, 0.0, 1.0, high_inclusive=False)
