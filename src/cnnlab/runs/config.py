@@ -127,7 +127,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     aux_loss_weight: float = 0.3  # GoogLeNet's auxiliary classifiers
     grad_clip_norm: float | None = None  # clip the global gradient norm (None: no clipping)
-    norm_bias_lr_scale: float = 1.0  # learning-rate multiplier of normalisation shifts (airbench94: 64)
+    # learning-rate multiplier of normalisation shifts (airbench94: 64); if decayed (no_decay_norm_and_bias:
+    # false), their decay is divided by it, so each step shrinks them like any other weight
+    norm_bias_lr_scale: float = 1.0
     # lookahead / EMA of the weights pulled back into the network every N steps (airbench94: 5; 0: off)
     lookahead_every: int = 0
     lookahead_decay: float = 0.95  # per-step decay of the slow weights, ramped in by training progress cubed
