@@ -57,9 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no run folder with a metrics.csv in {runs} (expected {', '.join(missing)})",
               file=sys.stderr)
         return 1
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 0.5, 4.2), sharey=True,
-                             squeeze=False)
-    axes = axes[0]
     labels = {data_label(runs / recipe) for recipe in metrics if recipe not in missing}
     if len(labels) > 1:
         print(f"error: the runs in {runs} trained on different data ({', '.join(sorted(labels))}); "
@@ -67,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     (label,) = labels
     print(f"data: {label}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 0.5, 4.2), sharey=True,
+                             squeeze=False)
+    axes = axes[0]
     for ax, (title, recipes) in zip(axes, panels):
         for recipe in recipes:
             if recipe in missing:
