@@ -157,7 +157,8 @@ def build_optimizer(
     if key not in OPTIMIZER_NAMES:
         raise CnnlabError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZER_NAMES)}")
     lr = _DEFAULT_LR[key] if lr is None else _check_number("lr", lr, 0.0, low_inclusive=False)
-    weight_decay = _check_number("weight_decay", _DEFAULT_WEIGHT_DECAY[key] if weight_decay is None else weight_decay, 0.0)
+    weight_decay = _DEFAULT_WEIGHT_DECAY[key] if weight_decay is None else weight_decay
+    weight_decay = _check_number("weight_decay", weight_decay, 0.0)  # before it is divided below
     norm_bias_lr_scale = _check_number("norm_bias_lr_scale", norm_bias_lr_scale, 0.0, low_inclusive=False)
     groups = param_groups(model, weight_decay, no_decay_norm_and_bias,
                           norm_bias_lr=lr * norm_bias_lr_scale if norm_bias_lr_scale != 1.0 else None,
