@@ -6,18 +6,17 @@ Synthetic batches at the model's default input size, SGD with Nesterov momentum,
 ``--precision bf16``); the two layouts alternate step by step after a warm-up, so that
 machine noise hits both alike. Prints images/s (median over the timed steps) for each
 layout and their ratio. Useful on CPUs, where whether channels-last pays depends on the
-model's channel counts: ``channels_last: auto`` only turns it on where bf16 is native.
+model, its input size and the CPU: ``channels_last: auto`` turns it on for CPUs where it was
+measured faster (``cnnlab.device``; BENCHMARKS.md has the tables).
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
-import torch.nn.functional as F
 
 from cnnlab import create_model
+from cnnlab.train.bench import alternating_rates, fixed_batch_step
 
 
 def main() -> None:
@@ -44,24 +43,9 @@ def main() -> None:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
         runs[layout] = (model, images, labels, optimizer)
 
-    def step(layout: str) -> float:
-        model, images, labels, optimizer = runs[layout]
-        started = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-            loss = F.cross_entropy(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return time.perf_counter() - started
-
-    times: dict[str, list[float]] = {layout: [] for layout in runs}
-    for index in range(args.warmup + args.steps):
-        for layout in runs:
-            elapsed = step(layout)
-            if index >= args.warmup:
-                times[layout].append(elapsed)
-
-    speed = {layout: args.batch_size / statistics.median(values) for layout, values in times.items()}
+    bf16 = args.precision == "bf16"
+    steps = {layout: fixed_batch_step(*run, bf16=bf16) for layout, run in runs.items()}
+    speed = alternating_rates(steps, args.batch_size, args.warmup, args.steps)
     print(f"{args.model}, batch {args.batch_size}, {args.precision}, {torch.get_num_threads()} threads, "
           f"median of {args.steps} steps:")
     for layout, value in speed.items():

@@ -8,7 +8,7 @@ import torch
 from cnnlab.cli import main
 from cnnlab.data import load_dataset
 from cnnlab.data.augment import parse_augment
-from cnnlab.train.bench import _PILImages, _per_sample_pipeline
+from cnnlab.train.bench import _PILImages, _per_sample_pipeline, alternating_rates, fixed_batch_step
 
 
 def test_bench_prints_the_three_loops_and_their_ratios(tmp_path, capsys):
@@ -51,3 +51,21 @@ def test_usual_loop_serves_pil_images_like_torchvision_and_flips_at_random():
     assert torch.equal(torch.tensor(np.array(image)), digits.images[3, 0])
     pipeline = _per_sample_pipeline(parse_augment("flip(mode=alternate), crop(pad=2)"))
     assert pipeline.spec == "flip, crop(pad=2)"
+
+
+def test_alternating_rates_times_each_step_in_turn():
+    calls = []
+    rates = alternating_rates({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                              batch_size=4, warmup=1, timed=3)
+    assert calls == ["a", "b"] * 4  # warm-up round, then three timed rounds, alternating
+    assert set(rates) == {"a", "b"} and all(rate > 0 for rate in rates.values())
+
+
+def test_fixed_batch_step_trains_the_model():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    before = model.weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = fixed_batch_step(model, torch.randn(4, 3), torch.tensor([0, 1, 0, 1]), optimizer)
+    step()
+    assert not torch.equal(model.weight, before) and model.weight.grad is not None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +41,37 @@ from .loss import classification_loss
 from .optim import build_optimizer
 from .trainer import Trainer
 
-__all__ = ["bench", "trainer_rate", "synthetic_rate", "usual_rate"]
+__all__ = ["bench", "trainer_rate", "synthetic_rate", "usual_rate", "alternating_rates", "fixed_batch_step"]
+
+
+def fixed_batch_step(model, images, labels, optimizer, *, bf16: bool = False):
+    """One training step of ``model`` on a fixed batch, as a function of no arguments:
+    cross-entropy, backward, ``optimizer.step()``; under CPU bf16 autocast if ``bf16``."""
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def alternating_rates(steps: dict, batch_size: int, warmup: int, timed: int) -> dict[str, float]:
+    """Images/s of each of several training-step functions, taken in turn step by step.
+
+    ``steps`` maps a name to a function that takes one training step of ``batch_size``
+    images; after ``warmup`` rounds, ``timed`` rounds are timed and each function's median
+    step time gives its rate. Alternating, rather than timing one variant after the other,
+    lets machine noise hit all of them alike (the A/B comparisons of ``benchmarks/``).
+    """
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for index in range(warmup + timed):
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step()
+            if index >= warmup:
+                times[name].append(time.perf_counter() - started)
+    return {name: batch_size / statistics.median(values) for name, values in times.items()}
 
 
 def _synchronize(device: torch.device) -> None:
