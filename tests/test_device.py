@@ -14,6 +14,7 @@ SKYLAKE = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 avx512f avx512dq avx
 COOPER_LAKE = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n\n"
 SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu avx512f amx_tile amx_int8\n\n"
 HASWELL = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n\n"
+SANDY_BRIDGE = "processor\t: 0\nflags\t\t: fpu sse sse2 sse4_1 avx\n\n"
 
 
 @pytest.fixture
@@ -42,8 +43,15 @@ def test_cpu_without_native_bf16_trains_in_fp32(cpuinfo):
     assert "lacks native bf16" in precision.reason and "channels_last (auto)" in precision.reason
 
 
-def test_cpus_without_avx512_stay_channels_first(cpuinfo):
-    cpuinfo(HASWELL)  # not measured there: the usual layout
+def test_avx2_cpus_train_fp32_channels_last(cpuinfo):
+    cpuinfo(HASWELL)  # measured faster channels-last on an AVX2-only CPU too
+    precision = resolve_precision("cpu")
+    assert (precision.name, precision.channels_last) == ("fp32", True)
+    assert "channels_last (auto)" in precision.reason
+
+
+def test_cpus_without_avx2_stay_channels_first(cpuinfo):
+    cpuinfo(SANDY_BRIDGE)  # not measured there: the usual layout
     precision = resolve_precision("cpu")
     assert (precision.name, precision.channels_last) == ("fp32", False)
     assert "channels_first (auto)" in precision.reason
@@ -62,7 +70,8 @@ def test_cpu_with_native_bf16_uses_bf16_and_channels_last(cpuinfo, text, flag):
 
 
 @pytest.mark.parametrize("cap,name,channels_last", [
-    ("AVX2", "fp32", False),               # an AVX2-only CPU's convolutions: fp32, channels first
+    ("AVX2", "fp32", True),                # an AVX2-only CPU's convolutions: fp32, channels last
+    ("SSE41", "fp32", False),              # below AVX2: channels first
     ("avx512_core", "fp32", True),         # AVX-512 without bf16: fp32, channels last
     ("AVX512_CORE_BF16", "bf16", True),    # bf16 still native
     ("ALL", "bf16", True),
@@ -72,7 +81,7 @@ def test_onednn_isa_cap_is_honoured(cpuinfo, monkeypatch, cap, name, channels_la
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     precision = resolve_precision("cpu")
     assert (precision.name, precision.channels_last) == (name, channels_last)
-    held = cap.upper() in ("AVX2", "AVX512_CORE")
+    held = cap.upper() in ("AVX2", "SSE41", "AVX512_CORE")
     assert ("oneDNN held to" in precision.reason) == held
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     monkeypatch.setenv("DNNL_MAX_CPU_ISA", "avx2")  # oneDNN's older name

@@ -38,10 +38,13 @@ _ALIASES = {"float32": "fp32", "32": "fp32", "bfloat16": "bf16", "float16": "fp1
 # trained ResNet-20 1.38x and airbench94 1.90x faster than fp32, both channels-last
 # (benchmarks/bench_memory_format.py --precision bf16).
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
-# AVX-512 CPUs run oneDNN's NHWC convolutions faster than NCHW even in fp32: on a 2-core
-# AVX-512 Xeon without bf16, channels-last trained ResNet-20 1.18x, ResNet-56 1.14x,
-# ResNet-18 1.21x and airbench94 1.34x faster (benchmarks/bench_memory_format.py).
-_CPU_NHWC_FLAGS = ("avx512f",)
+# oneDNN's NHWC convolutions run faster than NCHW in fp32 on AVX-512 and on AVX2-only CPUs
+# alike (benchmarks/bench_memory_format.py): on a 2-core AVX-512 Xeon without bf16,
+# channels-last trained ResNet-20 1.18x, ResNet-56 1.14x, ResNet-18 1.21x and airbench94
+# 1.34x faster; on a 2-core AVX2-only AMD EPYC (Zen 2), LeNet-5 1.42x, ResNet-20 1.20x,
+# ResNet-56 1.22x and airbench94 1.21x, ResNet-18 at 224x224 1.05x, VGG-11 at 224x224 0.91x
+# (the one net measured slower: force it off there with channels_last: false).
+_CPU_NHWC_FLAGS = ("avx512f", "avx2")
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def _usable_cpu_flags() -> tuple[set[str] | None, str]:
     ``ONEDNN_MAX_CPU_ISA=AVX2`` makes oneDNN run an AVX-512 CPU's convolutions as an
     AVX2-only CPU would (with ``ATEN_CPU_CAPABILITY=avx2`` for torch's other kernels): the
     automatic choices then follow, fp32 and the AVX2 memory format, instead of a bf16 that
-    oneDNN would now emulate.
+    oneDNN would now emulate. A cap below AVX2 (``SSE41``, ``AVX``) drops AVX2 as well.
     """
     flags = _cpu_flags()
     cap = _onednn_isa_cap()
@@ -117,8 +120,10 @@ def _usable_cpu_flags() -> tuple[set[str] | None, str]:
         dropped = {f for f in flags if f.startswith("amx")}
     elif cap.startswith("AVX512"):
         dropped = {f for f in flags if f.startswith("amx") or f == "avx512_bf16"}
-    else:  # SSE41, AVX, AVX2, AVX2_VNNI...: no AVX-512 at all
+    elif cap.startswith("AVX2"):  # AVX2, AVX2_VNNI, AVX2_VNNI_2: no AVX-512 at all
         dropped = {f for f in flags if f.startswith(("amx", "avx512"))}
+    else:  # SSE41, AVX: not even AVX2
+        dropped = {f for f in flags if f.startswith(("amx", "avx512", "avx2"))}
     return flags - dropped, f"; oneDNN held to {cap} by ONEDNN_MAX_CPU_ISA" if dropped else ""
 
 
@@ -147,10 +152,11 @@ def resolve_channels_last(device, requested: bool | str = "auto") -> bool:
 
     Lecture idea (hardware efficiency): tensor cores and oneDNN's CPU convolutions work in
     NHWC, so ``"auto"`` turns it on for CUDA, for CPUs with native bf16 (the ones that run
-    mixed precision) and for other AVX-512 CPUs, where it was measured faster in fp32 for
-    every conv net tried (1.01x LeNet-5 to 1.34x airbench94); it stays off on CPUs where it
-    has not been measured (AVX2-only x86, ARM, no ``/proc/cpuinfo``), and where
-    ``ONEDNN_MAX_CPU_ISA`` holds the convolutions below AVX-512. ``True``/``False`` force it.
+    mixed precision) and for other AVX-512 and AVX2 x86 CPUs, where it was measured faster in
+    fp32 for the conv nets tried (CIFAR-sized nets 1.18x to 1.42x; on AVX2, VGG-11 at 224x224
+    was the exception, 0.91x); it stays off on CPUs where it has not been measured (ARM, no
+    ``/proc/cpuinfo``), and where ``ONEDNN_MAX_CPU_ISA`` holds the convolutions below AVX2.
+    ``True``/``False`` force it.
     """
     if isinstance(requested, bool):
         return requested
