@@ -82,6 +82,9 @@ def check_fully_sharded(model_name: str = "lenet5", steps: int = 3, batch_size: 
                   "passed": difference <= TOLERANCE_FLOOR,
                   "per_rank": [dict(zip(("parameters", "gradients", "optimizer_state"), map(int, row.tolist())))
                                for row in per_rank]}
+    # Leave together: a process tearing its group down while rank 0 still trains the reference
+    # was once seen to abort ("terminate called without an active exception") under load.
+    torch.distributed.barrier()
     parallel.close()
     if result is not None:
         log(f"fully sharded: {model_name} ({whole:,} parameters) on {world} processes, {steps} SGD steps (momentum), "
