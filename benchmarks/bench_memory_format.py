@@ -16,6 +16,7 @@ import argparse
 import torch
 
 from cnnlab import create_model
+from cnnlab.errors import CnnlabError
 from cnnlab.train.bench import alternating_rates, fixed_batch_step
 
 
@@ -54,4 +55,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CnnlabError as error:  # an unknown model, say: one line, not a traceback
+        raise SystemExit(f"error: {error}") from None

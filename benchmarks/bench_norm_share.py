@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab import create_model
+from cnnlab.errors import CnnlabError
 from cnnlab.train.bench import alternating_rates, fixed_batch_step
 
 
@@ -74,4 +75,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CnnlabError as error:  # an unknown model, say: one line, not a traceback
+        raise SystemExit(f"error: {error}") from None

@@ -1,5 +1,7 @@
 """``benchmarks/bench_norm_share.py`` times a model against its BN-free copy."""
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,9 @@ def test_prints_both_speeds_and_the_share(bench_norm_share, capsys):
 def test_a_model_without_batch_norm_is_refused(bench_norm_share):
     with pytest.raises(SystemExit, match="no BatchNorm2d"):
         bench_norm_share.main(["--model", "lenet5", "--batch-size", "2", "--steps", "1"])
+
+
+def test_an_unknown_model_is_one_line_and_a_non_zero_exit():
+    done = subprocess.run([sys.executable, str(SCRIPT), "--model", "nosuch", "--steps", "1"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "error: unknown model 'nosuch'" in done.stderr and "Traceback" not in done.stderr
