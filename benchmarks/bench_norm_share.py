@@ -10,6 +10,10 @@ an identity (not a net anyone would train: a bound on what the fastest possible 
 into its neighbours, could save). The two alternate step by step after a warm-up, so that
 machine noise hits both alike; synthetic batches, SGD with momentum, fp32 unless
 ``--precision bf16``, channels-last unless ``--channels-first``.
+
+``--fused`` adds a third variant: the model with its BN -> ReLU chains run as one kernel
+(cnnlab.layers.fused_bn_relu, what the trainer's ``fuse_bn_relu: auto`` does in a CPU fp32
+channels-last run), so the saving the fused kernel actually gets sits beside the bound.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import torch.nn as nn
 
 from cnnlab import create_model
 from cnnlab.errors import CnnlabError
+from cnnlab.layers.fused_bn_relu import fuse_bn_relu, kernel_status
 from cnnlab.train.bench import alternating_rates, fixed_batch_step
 
 
@@ -43,17 +48,22 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--channels-first", action="store_true", help="keep the default NCHW memory format")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--fused", action="store_true", help="also time the model with BN+ReLU fused")
     args = parser.parse_args(argv)
+    if args.fused and not kernel_status(print)[0]:
+        raise SystemExit(f"error: {kernel_status()[1]}")
     if args.threads:
         torch.set_num_threads(args.threads)
     memory_format = torch.contiguous_format if args.channels_first else torch.channels_last
     torch.manual_seed(0)
 
     runs = {}
-    for variant in ("with BN", "without BN"):
+    for variant in ("with BN", "fused BN+ReLU", "without BN") if args.fused else ("with BN", "without BN"):
         model = create_model(args.model)
         if variant == "without BN" and without_batch_norm(model) == 0:
             raise SystemExit(f"{args.model} has no BatchNorm2d to take out")
+        if variant == "fused BN+ReLU" and fuse_bn_relu(model) == 0:
+            raise SystemExit(f"{args.model} has no BN -> ReLU chain to fuse")
         model = model.to(memory_format=memory_format)
         images = torch.randn(args.batch_size, *model.pretrained_cfg.input_size).contiguous(memory_format=memory_format)
         labels = torch.randint(0, model.num_classes, (args.batch_size,))
@@ -68,9 +78,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"{args.model}, batch {args.batch_size}, {args.precision}, {layout}, {torch.get_num_threads()} threads, "
           f"median of {args.steps} steps:")
     for variant, value in speed.items():
-        print(f"  {variant:11s} {value:8.1f} images/s")
+        print(f"  {variant:13s} {value:8.1f} images/s")
     share = 1 - speed["with BN"] / speed["without BN"]
     print(f"  BN's share of the step: {share:.1%} (without / with: {speed['without BN'] / speed['with BN']:.2f}x)")
+    if args.fused:
+        print(f"  fused / with: {speed['fused BN+ReLU'] / speed['with BN']:.3f}x")
     return speed
 
 

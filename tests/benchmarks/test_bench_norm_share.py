@@ -42,3 +42,14 @@ def test_an_unknown_model_is_one_line_and_a_non_zero_exit():
     done = subprocess.run([sys.executable, str(SCRIPT), "--model", "nosuch", "--steps", "1"],
                           capture_output=True, text=True)
     assert done.returncode == 1 and "error: unknown model 'nosuch'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_fused_adds_the_fused_variant_between_the_two(bench_norm_share, capsys):
+    from cnnlab.layers.fused_bn_relu import kernel_status
+
+    if not kernel_status()[0]:
+        pytest.skip(kernel_status()[1])
+    speed = bench_norm_share.main(["--model", "resnet20", "--batch-size", "2", "--steps", "1", "--warmup", "0",
+                                   "--fused"])
+    assert set(speed) == {"with BN", "fused BN+ReLU", "without BN"}
+    assert "fused / with:" in capsys.readouterr().out

@@ -44,7 +44,7 @@ TRAIN_TTA_MODES = ("none", "flip", "translate")
 #: Transfer-learning strategies (cnnlab.train.transfer): what trains of a pretrained model.
 TRANSFER_STRATEGIES = ("linear-probe", "fine-tune-last", "fine-tune-all", "auto")
 
-RUNTIME_KEYS = ("device", "compile", "num_workers", "tensorboard", "cpu_threads", "eval_batch_size")
+RUNTIME_KEYS = ("device", "compile", "fuse_bn_relu", "num_workers", "tensorboard", "cpu_threads", "eval_batch_size")
 
 
 @dataclass
@@ -145,6 +145,9 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA if present, else CPU) | cpu | cuda | cuda:1 | mps
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     channels_last: bool | str = "auto"
+    # BN -> ReLU (and BN -> add -> ReLU) as one CPU kernel while training: auto | true | false
+    # (auto: on a CPU in fp32 with channels_last and no compile; cnnlab.layers.fused_bn_relu)
+    fuse_bn_relu: bool | str = "auto"
     compile: bool | str = False  # torch.compile the model: true (default mode) or a mode, e.g. reduce-overhead
     cpu_threads: int | None = None  # torch.set_num_threads; None: torch's default (under torchrun: cores / processes)
     sync_bn: bool = False  # under torchrun: batch norm over the global batch (SyncBatchNorm), not each process's share
@@ -254,6 +257,8 @@ class TrainConfig:
             raise CnnlabError(f"compile must be true, false or one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
         if isinstance(self.channels_last, str) and self.channels_last != "auto":
             raise CnnlabError(f"channels_last must be auto, true or false, got {self.channels_last!r}")
+        if self.fuse_bn_relu not in ("auto", True, False):
+            raise CnnlabError(f"fuse_bn_relu must be auto, true or false, got {self.fuse_bn_relu!r}")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None and (not value or any(not math.isfinite(v) for v in value)):

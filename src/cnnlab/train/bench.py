@@ -37,6 +37,7 @@ from ..errors import CnnlabError
 from ..registry import build_model
 from ..runs import TrainConfig
 from .callbacks import Callback
+from .fusion import fuse_for_training
 from .loss import classification_loss
 from .optim import build_optimizer
 from .trainer import Trainer
@@ -150,6 +151,7 @@ def synthetic_rate(config: TrainConfig, image_shape: tuple[int, int, int], num_c
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
+    fuse_for_training(model, config.fuse_bn_relu, device, precision, config.compile)  # as the trainer does
     forward = model
     if config.compile:
         forward = torch.compile(model, mode=config.compile if isinstance(config.compile, str) else "default")
@@ -243,6 +245,7 @@ def bench(config: TrainConfig, *, warmup: int = 5, steps: int = 30, workers: int
     result = {
         "model": config.model, "data": train_set.name, "batch_size": config.batch_size, "device": str(device),
         "precision": precision.reason, "threads": torch.get_num_threads(), "compile": config.compile,
+        "fuse_bn_relu": config.fuse_bn_relu,
         "warmup_steps": warmup, "timed_steps": steps, "workers": workers,
         "trainer": trainer_rate(config, warmup, steps),
         "synthetic": synthetic_rate(config, image_shape, len(train_set.classes), warmup, steps),

@@ -38,6 +38,7 @@ from .distributed import DataParallel, check_batch_split
 from .interrupt import Preempted, graceful_stop
 from .logger import RunLogger
 from .averaging import Lookahead, ModelEMA
+from .fusion import fuse_for_training
 from .loss import classification_loss
 from .optim import build_optimizer, scaled_lr
 from .report import describe_device, library_versions
@@ -169,6 +170,8 @@ class Trainer:
             # Data-dependent initialisation (airbench's patch whitening): from the training images,
             # normalised as the model will see them; a resumed run has these weights already.
             self.model.init_from_data(init_sample(self.train_set, self.config.mean, self.config.std).to(self.device))
+        self.fused = fuse_for_training(self.model, config.fuse_bn_relu, self.device, self.precision, config.compile,
+                                       self.logger.info)
         self.lr = scaled_lr(config.lr, config.batch_size, config.reference_batch) if config.scale_lr else config.lr
         self.optimizer = build_optimizer(
             self.model, config.optimizer, self.lr, momentum=config.momentum, nesterov=config.nesterov,
