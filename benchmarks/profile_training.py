@@ -9,7 +9,7 @@ initialisation) and measures, on the machine it runs on:
   memory format), no model;
 - the training steps: ``--steps`` steps of the trainer itself, timed, and profiled with
   ``torch.profiler`` whose operators are grouped into convolution forward, convolution
-  backward, BN forward, BN backward and everything else of the step (activations,
+  backward, BN forward, BN backward (or the fused BN+ReLU's) and everything else of the step (activations,
   pooling, loss, optimiser, autocast casts);
 - evaluation: the test split with the recipe's test-time augmentation.
 
@@ -44,6 +44,9 @@ from cnnlab.train import Callback, Trainer, load_recipe, parse_set
 CATEGORIES = (
     ("convolution backward", ("convolution_backward",)),
     ("convolution forward", ("mkldnn_convolution", "cudnn_convolution", "_convolution", "conv2d", "convolution")),
+    # The fused BN+ReLU kernel (fuse_bn_relu; cnnlab.layers.fused_bn_relu) carries BN and the ReLU after it.
+    ("fused BN+ReLU backward", ("_BNReLUFunctionBackward",)),
+    ("fused BN+ReLU forward", ("_BNReLUFunction",)),
     ("BN backward", ("batch_norm_backward",)),
     ("BN forward", ("native_batch_norm", "batch_norm")),
 )
