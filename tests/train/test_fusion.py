@@ -8,7 +8,11 @@ from cnnlab.train import train
 
 from .helpers import StopAt, tiny, weights
 
-pytestmark = pytest.mark.skipif(not kernel_status()[0], reason=kernel_status()[1])
+@pytest.fixture(autouse=True)
+def kernel():
+    usable, reason = kernel_status()  # built here, on first use, not while the tests are collected
+    if not usable:
+        pytest.skip(reason)
 
 
 def _resnet(**changes):
