@@ -166,3 +166,14 @@ def test_a_failed_build_leaves_the_eager_path_and_says_why(monkeypatch):
     with pytest.raises(CnnlabError, match="no compiler"):
         fuse_for_training(create_model("resnet20").to(memory_format=torch.channels_last), True,
                           torch.device("cpu"), last)
+
+
+def test_every_fused_chain_of_resnet20_runs_the_kernel(monkeypatch):
+    # The graph rewrite counts chains; this checks that none falls back to eager at run time
+    # (the downsampling units' padded shortcut must arrive channels-last, for instance).
+    _, rewritten, count = _pair("resnet20")
+    calls = []
+    apply = fused._BNReLUFunction.apply
+    monkeypatch.setattr(fused._BNReLUFunction, "apply", lambda *args: calls.append(1) or apply(*args))
+    rewritten(_cl(torch.randn(2, 3, 32, 32)))
+    assert len(calls) == count == 19
