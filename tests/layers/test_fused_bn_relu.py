@@ -152,6 +152,8 @@ def test_auto_fuses_only_a_cpu_fp32_channels_last_run_and_true_says_why_not():
     lines = []
     assert fuse_for_training(model, "auto", cpu, last, note=lines.append) == 19
     assert lines[-1].startswith("19 BN+ReLU chains fused")
+    assert fuse_for_training(create_model("airbench94"), True, cpu, last, note=lines.append) == 0
+    assert lines[-1] == "fuse_bn_relu: true, but this model has no BN -> ReLU chain to fuse"
 
 
 def test_a_failed_build_leaves_the_eager_path_and_says_why(monkeypatch):
@@ -177,3 +179,26 @@ def test_every_fused_chain_of_resnet20_runs_the_kernel(monkeypatch):
     monkeypatch.setattr(fused._BNReLUFunction, "apply", lambda *args: calls.append(1) or apply(*args))
     rewritten(_cl(torch.randn(2, 3, 32, 32)))
     assert len(calls) == count == 19
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1_025", "densenet_bc100_k12", "fractalnet20", "nas_macro",
+                                  "preact_resnet18", "nasnet_cifar"])
+def test_other_families_rewrite_without_changing_what_they_compute(name):
+    # Each family's own forward code is traced: Sequentials, concatenations, pre-activation
+    # units, fractal joins, NAS cells. Training output as eager's; eval output bit for bit.
+    eager, rewritten, count = _pair(name)
+    assert count > 0
+    channels, height, width = eager.pretrained_cfg.input_size
+    x = _cl(torch.randn(2, channels, min(height, 64), min(width, 64)))
+    outputs = []
+    for model in (eager, rewritten):
+        torch.manual_seed(1)  # the same dropout and drop-path draws
+        out = model(x)
+        outputs.append(out if torch.is_tensor(out) else out[0])
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-3, atol=1e-4)
+    outputs[1].sum().backward()
+    rewritten.load_state_dict(eager.state_dict())
+    eager.eval()
+    rewritten.eval()
+    with torch.no_grad():
+        assert torch.equal(rewritten(x), eager(x))

@@ -42,6 +42,8 @@ def fuse_for_training(model: nn.Module, requested: bool | str, device, precision
         return 0
     count = fuse_bn_relu(model)
     if not count:
+        if requested is True and note is not None:
+            note("fuse_bn_relu: true, but this model has no BN -> ReLU chain to fuse")
         return 0
     usable, reason = kernel_status(note)
     if not usable:
