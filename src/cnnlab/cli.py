@@ -290,7 +290,8 @@ def cmd_bench(args, console: Console) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     console.print(f"{result['model']} on {result['data']}, batch {result['batch_size']}, {result['device']} "
-                  f"({result['precision']}; {result['threads']} threads), compile {result['compile'] or 'off'}: "
+                  f"({result['precision']}; {result['threads']} threads), compile {result['compile'] or 'off'}, "
+                  f"BN+ReLU chains fused {result['fused_bn_relu_chains']['trainer']}: "
                   f"{result['timed_steps']} timed steps after {result['warmup_steps']} warm-up steps", highlight=False)
     table = Table()
     table.add_column("loop")

@@ -69,3 +69,17 @@ def test_fixed_batch_step_trains_the_model():
     step = fixed_batch_step(model, torch.randn(4, 3), torch.tensor([0, 1, 0, 1]), optimizer)
     step()
     assert not torch.equal(model.weight, before) and model.weight.grad is not None
+
+
+def test_bench_records_how_many_bn_relu_chains_really_ran_fused(tmp_path, capsys):
+    # ResNet-20 on the digits in fp32, channels-last: the fused kernel's case (cnnlab.train.fusion).
+    common = ["bench", "--recipe", "lenet5-digits", "--model", "resnet20", "--steps", "2", "--warmup", "1",
+              "--no-usual", "--set", "precision=fp32", "--set", "channels_last=true", "--set", "cpu_threads=1"]
+    fused_json, plain_json = tmp_path / "fused.json", tmp_path / "plain.json"
+    assert main([*common, "--set", "fuse_bn_relu=true", "--json", str(fused_json)]) == 0
+    fused = json.loads(fused_json.read_text())
+    assert fused["fuse_bn_relu"] is True
+    assert fused["fused_bn_relu_chains"]["trainer"] == fused["fused_bn_relu_chains"]["synthetic"] == 19
+    assert "BN+ReLU chains fused 19" in capsys.readouterr().out
+    assert main([*common, "--set", "fuse_bn_relu=false", "--json", str(plain_json)]) == 0
+    assert json.loads(plain_json.read_text())["fused_bn_relu_chains"] == {"trainer": 0, "synthetic": 0}

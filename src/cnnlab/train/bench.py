@@ -105,6 +105,11 @@ def _bench_config(config: TrainConfig) -> TrainConfig:
 
 def trainer_rate(config: TrainConfig, warmup: int, steps: int) -> float:
     """Images per second of :class:`Trainer` on ``config`` over ``steps`` steps after ``warmup``."""
+    return _timed_trainer(config, warmup, steps)[0]
+
+
+def _timed_trainer(config: TrainConfig, warmup: int, steps: int) -> tuple[float, int]:
+    """:func:`trainer_rate`, and how many BN -> ReLU chains the trainer actually fused."""
     timer = _StepTimer(warmup, steps)
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as scratch:
         # The trainer's "interrupted, continue with --resume" lines are about the scratch folder: not shown.
@@ -117,7 +122,7 @@ def trainer_rate(config: TrainConfig, warmup: int, steps: int) -> float:
             trainer.fit()
     if timer.seconds is None:
         raise CnnlabError("the trainer stopped before the timed steps ended")
-    return steps * config.batch_size / timer.seconds
+    return steps * config.batch_size / timer.seconds, trainer.fused
 
 
 def _model_and_optimizer(config: TrainConfig, num_classes: int, in_chans: int, device: torch.device):
@@ -143,6 +148,12 @@ def synthetic_rate(config: TrainConfig, image_shape: tuple[int, int, int], num_c
                    steps: int) -> float:
     """Images per second of the model alone on one batch, in the trainer's precision, memory
     format and compile mode for the device: the ceiling of any data path."""
+    return _timed_synthetic(config, image_shape, num_classes, warmup, steps)[0]
+
+
+def _timed_synthetic(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int, warmup: int,
+                     steps: int) -> tuple[float, int]:
+    """:func:`synthetic_rate`, and how many BN -> ReLU chains it fused (as the trainer would)."""
     device = resolve_device(config.device)
     precision = resolve_precision(device, config.precision, config.channels_last)
     model, optimizer = _model_and_optimizer(config, num_classes, image_shape[0], device)
@@ -151,7 +162,7 @@ def synthetic_rate(config: TrainConfig, image_shape: tuple[int, int, int], num_c
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
-    fuse_for_training(model, config.fuse_bn_relu, device, precision, config.compile)  # as the trainer does
+    fused = fuse_for_training(model, config.fuse_bn_relu, device, precision, config.compile)  # as the trainer does
     forward = model
     if config.compile:
         forward = torch.compile(model, mode=config.compile if isinstance(config.compile, str) else "default")
@@ -163,7 +174,7 @@ def synthetic_rate(config: TrainConfig, image_shape: tuple[int, int, int], num_c
     for _ in range(steps):
         _step(forward, optimizer, images, targets, config, autocast)
     _synchronize(device)
-    return steps * config.batch_size / (time.perf_counter() - start)
+    return steps * config.batch_size / (time.perf_counter() - start), fused
 
 
 class _PILImages(torch.utils.data.Dataset):
@@ -242,13 +253,17 @@ def bench(config: TrainConfig, *, warmup: int = 5, steps: int = 30, workers: int
     image_shape = tuple(train_set.images.shape[1:]) if hasattr(train_set, "images") else None
     if image_shape is None:
         raise CnnlabError("cnnlab bench measures in-memory data sets; this one streams from disk")
+    trainer, trainer_fused = _timed_trainer(config, warmup, steps)
+    synthetic, synthetic_fused = _timed_synthetic(config, image_shape, len(train_set.classes), warmup, steps)
     result = {
         "model": config.model, "data": train_set.name, "batch_size": config.batch_size, "device": str(device),
         "precision": precision.reason, "threads": torch.get_num_threads(), "compile": config.compile,
+        # The setting, and what it did: "auto" fuses only where the fused kernel is the faster path
+        # (cnnlab.train.fusion), so a figure says whether its step really ran fused.
         "fuse_bn_relu": config.fuse_bn_relu,
+        "fused_bn_relu_chains": {"trainer": trainer_fused, "synthetic": synthetic_fused},
         "warmup_steps": warmup, "timed_steps": steps, "workers": workers,
-        "trainer": trainer_rate(config, warmup, steps),
-        "synthetic": synthetic_rate(config, image_shape, len(train_set.classes), warmup, steps),
+        "trainer": trainer, "synthetic": synthetic,
         "usual": usual_rate(config, train_set, warmup, steps, workers) if usual else None,
     }
     result["trainer_over_synthetic"] = result["trainer"] / result["synthetic"]
