@@ -42,8 +42,10 @@ AIRBENCH_E10 = ["epochs=10", "batch_size=1024", "lr=1.5", "momentum=0.85", "weig
                 "cycle_momentum=false", "anneal_strategy=linear", "lookahead_decay=0.95", "whiten_bias_epochs=3"]
 
 
-def run_timed(name: str, command: list[str], out: Path, time_limit: float, env: dict, cwd: Path | None = None) -> dict:
-    """Run ``command`` with its output in ``out/name.log``; its wall time and exit status, appended to times.csv."""
+def run_timed(name: str, command: list[str], out: Path, time_limit: float, env: dict | None = None,
+              cwd: Path | None = None) -> dict:
+    """Run ``command`` with its output in ``out/name.log``; its wall time and exit status (or
+    "timeout": killed after ``time_limit`` seconds), appended to times.csv."""
     started = time.perf_counter()
     with open(out / f"{name}.log", "w") as log:
         try:
@@ -95,10 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if "CNNLAB_DATA" not in env and SHARED_DATA.is_dir():
-        env["CNNLAB_DATA"] = str(SHARED_DATA)
-    os.environ.update(env)
+    os.environ["PYTHONUNBUFFERED"] = "1"  # the children's logs as they go
+    if "CNNLAB_DATA" not in os.environ and SHARED_DATA.is_dir():
+        os.environ["CNNLAB_DATA"] = str(SHARED_DATA)  # this process's data and the children's
     cnnlab = [sys.executable, "-m", "cnnlab"]
     summary: dict = {"airbench": None, "cnnlab": {}}
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         data = out / "airbench-data"
         airbench_data(data)
         row = run_timed("airbench94", [sys.executable, str(args.airbench.resolve())], out, args.time_limit,
-                        dict(env, AIRBENCH_RUNS=str(args.airbench_runs), AIRBENCH_DATA=str(data)), cwd=out)
+                        dict(os.environ, AIRBENCH_RUNS=str(args.airbench_runs), AIRBENCH_DATA=str(data)), cwd=out)
         summary["airbench"] = {**row, "runs": airbench_runs(out / "airbench94.log")}
 
     forms = [("e12", [])] + ([("e10", AIRBENCH_E10)] if args.e10 else [])
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             name = f"fast-cifar10-{form}-s{seed}"
             overrides = [part for value in [*settings, f"seed={seed}"] for part in ("--set", value)]
             row = run_timed(name, [*cnnlab, "train", "--recipe", "fast-cifar10", "--device", args.device, *overrides,
-                                   "--out", str(out / "runs" / name)], out, args.time_limit, env)
+                                   "--out", str(out / "runs" / name)], out, args.time_limit)
             report = out / "runs" / name / "report.json"
             if report.is_file():
                 row["test_top1"] = json.loads(report.read_text())["test_top1"]
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             run_timed(f"bench-fast-cifar10-{mode}", [*cnnlab, "bench", "--recipe", "fast-cifar10", "--device",
                                                     args.device, *extra, "--steps", "70", "--warmup", "20",
                                                     "--workers", "8", "--json", str(out / f"bench-{mode}.json")],
-                      out, args.time_limit, env)
+                      out, args.time_limit)
 
     for weights in (*out.glob("runs/**/*.safetensors"), *out.glob("runs/**/*.pt")):
         weights.unlink()  # results are kept, weights never

@@ -103,13 +103,9 @@ def _bench_config(config: TrainConfig) -> TrainConfig:
                                tensorboard=False)
 
 
-def trainer_rate(config: TrainConfig, warmup: int, steps: int) -> float:
-    """Images per second of :class:`Trainer` on ``config`` over ``steps`` steps after ``warmup``."""
-    return _timed_trainer(config, warmup, steps)[0]
-
-
-def _timed_trainer(config: TrainConfig, warmup: int, steps: int) -> tuple[float, int]:
-    """:func:`trainer_rate`, and how many BN -> ReLU chains the trainer actually fused."""
+def trainer_rate(config: TrainConfig, warmup: int, steps: int) -> tuple[float, int]:
+    """Images per second of :class:`Trainer` on ``config`` over ``steps`` steps after ``warmup``,
+    and how many BN -> ReLU chains the trainer really ran fused."""
     timer = _StepTimer(warmup, steps)
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as scratch:
         # The trainer's "interrupted, continue with --resume" lines are about the scratch folder: not shown.
@@ -145,15 +141,10 @@ def _step(forward, optimizer, images, targets, config: TrainConfig, autocast) ->
 
 
 def synthetic_rate(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int, warmup: int,
-                   steps: int) -> float:
+                   steps: int) -> tuple[float, int]:
     """Images per second of the model alone on one batch, in the trainer's precision, memory
-    format and compile mode for the device: the ceiling of any data path."""
-    return _timed_synthetic(config, image_shape, num_classes, warmup, steps)[0]
-
-
-def _timed_synthetic(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int, warmup: int,
-                     steps: int) -> tuple[float, int]:
-    """:func:`synthetic_rate`, and how many BN -> ReLU chains it fused (as the trainer would)."""
+    format and compile mode for the device: the ceiling of any data path; and how many
+    BN -> ReLU chains it fused (as the trainer would)."""
     device = resolve_device(config.device)
     precision = resolve_precision(device, config.precision, config.channels_last)
     model, optimizer = _model_and_optimizer(config, num_classes, image_shape[0], device)
@@ -253,8 +244,8 @@ def bench(config: TrainConfig, *, warmup: int = 5, steps: int = 30, workers: int
     image_shape = tuple(train_set.images.shape[1:]) if hasattr(train_set, "images") else None
     if image_shape is None:
         raise CnnlabError("cnnlab bench measures in-memory data sets; this one streams from disk")
-    trainer, trainer_fused = _timed_trainer(config, warmup, steps)
-    synthetic, synthetic_fused = _timed_synthetic(config, image_shape, len(train_set.classes), warmup, steps)
+    trainer, trainer_fused = trainer_rate(config, warmup, steps)
+    synthetic, synthetic_fused = synthetic_rate(config, image_shape, len(train_set.classes), warmup, steps)
     result = {
         "model": config.model, "data": train_set.name, "batch_size": config.batch_size, "device": str(device),
         "precision": precision.reason, "threads": torch.get_num_threads(), "compile": config.compile,
