@@ -5,13 +5,14 @@ the program it learned its method from, on the same machine, in the same sitting
 else runs meanwhile (each is timed alone):
 
 1. ``airbench94.py`` (Jordan 2024, github.com/KellerJordan/cifar10-airbench; give its path:
-   it is not part of cnnlab) for ``--airbench-runs`` runs. Its CIFAR-10 is made from the same
-   lossless data cnnlab reads (airbench's ``train.pt``/``test.pt``), so it downloads nothing.
-   It times itself (the whitening init, the training epochs and its TTA evaluation; not the
-   per-epoch evaluation, not the start-up); the process's wall time is recorded too.
-2. cnnlab's ``fast-cifar10`` recipe for each ``--seeds`` seed, and its 10-epoch form with
-   airbench's settings (``--e10``, the settings of BENCHMARKS.md's "airbench's settings
-   with BN weight decay"); wall time from the command starting to its report.
+   it is not part of cnnlab), unmodified: its own 25 runs, started in ``OUT``, where it finds
+   its ``cifar10/train.pt`` and ``test.pt`` already made from the same lossless data cnnlab
+   reads, so it downloads nothing. It times itself (the whitening init, the training epochs
+   and its TTA evaluation; not the per-epoch evaluation, not the start-up); the process's
+   wall time is recorded too.
+2. cnnlab's ``fast-cifar10`` recipe for each ``--seeds`` seed, and with ``--e10`` the
+   ``airbench94-cifar10`` recipe (airbench's own settings in 10 epochs); wall time from the
+   command starting to its report.
 3. ``cnnlab bench`` on the recipe, eager and ``compile=reduce-overhead`` (CUDA graphs): the
    trainer against the synthetic ceiling and the usual loop.
 
@@ -20,7 +21,7 @@ each cnnlab run's folder under ``OUT/runs`` (its report and per-epoch CSV; check
 deleted at the end) and ``OUT/summary.json``.
 
     python benchmarks/side_by_side_airbench.py --airbench PATH/airbench94.py --out runs/side-by-side \\
-        [--airbench-runs 6] [--seeds 0 1 2] [--e10] [--time-limit 150]
+        [--seeds 0 1 2] [--e10] [--time-limit 300]
 """
 from __future__ import annotations
 
@@ -36,20 +37,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-# airbench94's hyperparameters in the trainer's terms (BENCHMARKS.md gives the derivation).
-AIRBENCH_E10 = ["epochs=10", "batch_size=1024", "lr=1.5", "momentum=0.85", "weight_decay=0.00133",
-                "no_decay_norm_and_bias=false", "pct_start=0.23", "div_factor=5.0", "final_div_factor=2.857",
-                "cycle_momentum=false", "anneal_strategy=linear", "lookahead_decay=0.95", "whiten_bias_epochs=3"]
 
 
-def run_timed(name: str, command: list[str], out: Path, time_limit: float, env: dict | None = None,
-              cwd: Path | None = None) -> dict:
+def run_timed(name: str, command: list[str], out: Path, time_limit: float, cwd: Path | None = None) -> dict:
     """Run ``command`` with its output in ``out/name.log``; its wall time and exit status (or
     "timeout": killed after ``time_limit`` seconds), appended to times.csv."""
     started = time.perf_counter()
     with open(out / f"{name}.log", "w") as log:
         try:
-            status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+            status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
                                     timeout=time_limit).returncode
         except subprocess.TimeoutExpired:
             status = "timeout"
@@ -65,7 +61,8 @@ def run_timed(name: str, command: list[str], out: Path, time_limit: float, env: 
 
 
 def airbench_data(folder: Path) -> None:
-    """airbench's own data files (N x H x W x C uint8 tensors) from the CIFAR-10 cnnlab reads."""
+    """airbench's own data files (N x H x W x C uint8 tensors, in the folder ``cifar10`` that it
+    reads from its working directory) from the CIFAR-10 cnnlab reads."""
     import torch
 
     from cnnlab.data import load_dataset
@@ -87,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--airbench", type=Path, help="path of airbench94.py (skipped when not given)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--airbench-runs", type=int, default=6)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--e10", action="store_true", help="also the 10-epoch form with airbench's settings")
+    parser.add_argument("--e10", action="store_true", help="also the airbench94-cifar10 recipe (10 epochs)")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--time-limit", type=float, default=150.0, help="seconds allowed to each command")
+    parser.add_argument("--time-limit", type=float, default=300.0, help="seconds allowed to each command")
     parser.add_argument("--no-bench", action="store_true", help="skip cnnlab bench")
     args = parser.parse_args(argv)
 
@@ -104,18 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"airbench": None, "cnnlab": {}}
 
     if args.airbench is not None:
-        data = out / "airbench-data"
-        airbench_data(data)
-        row = run_timed("airbench94", [sys.executable, str(args.airbench.resolve())], out, args.time_limit,
-                        dict(os.environ, AIRBENCH_RUNS=str(args.airbench_runs), AIRBENCH_DATA=str(data)), cwd=out)
+        airbench_data(out / "cifar10")
+        row = run_timed("airbench94", [sys.executable, str(args.airbench.resolve())], out, args.time_limit, cwd=out)
         summary["airbench"] = {**row, "runs": airbench_runs(out / "airbench94.log")}
 
-    forms = [("e12", [])] + ([("e10", AIRBENCH_E10)] if args.e10 else [])
-    for form, settings in forms:
+    recipes = ["fast-cifar10"] + (["airbench94-cifar10"] if args.e10 else [])
+    for recipe in recipes:
         for seed in args.seeds:
-            name = f"fast-cifar10-{form}-s{seed}"
-            overrides = [part for value in [*settings, f"seed={seed}"] for part in ("--set", value)]
-            row = run_timed(name, [*cnnlab, "train", "--recipe", "fast-cifar10", "--device", args.device, *overrides,
+            name = f"{recipe}-s{seed}"
+            row = run_timed(name, [*cnnlab, "train", "--recipe", recipe, "--device", args.device, "--set", f"seed={seed}",
                                    "--out", str(out / "runs" / name)], out, args.time_limit)
             report = out / "runs" / name / "report.json"
             if report.is_file():
